@@ -1,0 +1,354 @@
+"""The LP audit: can any hidden or rounded small count be narrowed too far?
+
+``audit_release`` uses only what is published (counts, NULL = suppressed),
+the tables' structure (``relations.build_system``), ``area_members`` and the
+policy, so the same function audits a publication from the outside
+(``external.audit_publication``).
+
+Rule checked (the gate's protection rule): for each suppressed cell, and each
+rounded cell whose published range can hold a count in [1, threshold], let
+[lo, hi] be its feasible range (LP min and max) given every published value
+(rounded values as the ranges they stand for, suppressed cells >= the
+policy's floor) and every relation; if [lo, hi] meets [1, threshold], then
+floor(hi) - ceil(lo) + 1 must be >= ``policy.protection_width``.
+
+Earlier release (``previous``): for a cell with the same keys in the kept
+earlier release, the attacker holds both published values. If the two ranges
+overlap, the count is taken as unchanged and the cell is bounded by their
+intersection (the attacker's strongest reading); if they do not overlap the
+count was revised and the earlier value says nothing about the current one.
+Should the intersected ranges make a component infeasible (a revision that
+happened to stay inside the old range), that component is re-checked without
+the earlier ranges, and a note says so.
+
+``narrowest_width`` per table is the narrowest integer width found among the
+checked cells: exact where a min/max LP was solved for the cell, otherwise a
+lower bound proven by two feasible solutions (already wide enough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .lp import integer_width, protect_ranges
+from .meta import TableMeta
+from .policy import Policy
+from .primary import published_range
+from .relations import LinearSystem, breakdown_columns, build_system
+
+KEY_BASE = ["area_code", "period_start", "period_end"]
+
+
+@dataclass
+class TableAudit:
+    table_name: str
+    cells: int
+    suppressed: int
+    narrowest_width: float | None
+    passed: bool
+    worst_cell: dict | None = None
+    worst_range: tuple[float, float] | None = None
+    failing_cells: int = 0
+
+
+@dataclass
+class AuditResult:
+    tables: dict[str, TableAudit] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.tables.values())
+
+    def failure_message(self) -> str:
+        bad = [t for t in self.tables.values() if not t.passed]
+        return "; ".join(
+            f"table {t.table_name}: cell {t.worst_cell} can be narrowed to {t.worst_range}"
+            f" ({t.failing_cells} cell(s) under-protected)" for t in bad
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# shared machinery (also used by the suppression engine)
+
+
+def published_bounds(values: np.ndarray, suppressed: np.ndarray, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    v = np.where(suppressed, 0.0, np.asarray(values, dtype=float))
+    lo, hi = published_range(v, suppressed, policy)
+    return lo.astype(float), hi.astype(float)
+
+
+def target_mask(lo: np.ndarray, hi: np.ndarray, suppressed: np.ndarray, policy: Policy) -> np.ndarray:
+    """Cells the rule applies to: suppressed ones, and rounded ranges that can hold a small count."""
+    rounded_small = (~suppressed) & (hi > lo) & (lo <= policy.threshold) & (hi >= 1)
+    return suppressed | rounded_small
+
+
+def previous_bounds(tables: dict[str, pd.DataFrame], meta: dict[str, TableMeta],
+                    previous: dict[str, pd.DataFrame] | None, policy: Policy,
+                    system: LinearSystem) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges the earlier release gives for each current cell (NaN where none)."""
+    n = system.n_cells
+    plo = np.full(n, np.nan)
+    phi = np.full(n, np.nan)
+    if not previous:
+        return plo, phi
+    for name, df in tables.items():
+        old = previous.get(name)
+        if old is None or len(old) == 0:
+            continue
+        cols = KEY_BASE + breakdown_columns(df, meta.get(name))
+        if not all(c in old.columns for c in cols):
+            continue
+        cur = df[cols].copy()
+        cur["_row"] = np.arange(len(df))
+        o = old[cols].copy()
+        vals = pd.to_numeric(old["count"], errors="coerce").to_numpy(dtype=float)
+        o["_sup"] = np.isnan(vals)
+        o["_val"] = np.where(np.isnan(vals), 0.0, vals)
+        for c in ("period_start", "period_end"):
+            cur[c] = pd.to_datetime(cur[c])
+            o[c] = pd.to_datetime(o[c])
+        for c in cols:
+            if c not in ("period_start", "period_end"):
+                cur[c] = cur[c].astype(str)
+                o[c] = o[c].astype(str)
+        m = cur.merge(o.drop_duplicates(cols), on=cols, how="inner")
+        if len(m) == 0:
+            continue
+        lo, hi = published_range(m["_val"].to_numpy(), m["_sup"].to_numpy(), policy)
+        rows = m["_row"].to_numpy() + system.slices[name].start
+        plo[rows] = lo
+        phi[rows] = hi
+    return plo, phi
+
+
+def combine_previous(lo, hi, plo, phi):
+    """Intersect with the earlier ranges where they overlap (count taken as unchanged)."""
+    has = ~np.isnan(plo)
+    nlo = np.where(has, np.maximum(lo, np.where(has, plo, -np.inf)), lo)
+    nhi = np.where(has, np.minimum(hi, np.where(has, phi, np.inf)), hi)
+    overlap = has & (nlo <= nhi)
+    return np.where(overlap, nlo, lo), np.where(overlap, nhi, hi), overlap
+
+
+@dataclass
+class Components:
+    n: int
+    var_comp: np.ndarray       # component of each variable (-1: fixed at 0)
+    cell_comp: np.ndarray      # component of each cell row (-1: no free variable)
+    eq_comp: np.ndarray
+    ge_comp: np.ndarray
+
+
+def split_components(system: LinearSystem, fixed_zero_cells: np.ndarray) -> Components:
+    C, E, G = system.cells, system.eq, system.ge
+    nv = system.n_vars
+    fixed = np.zeros(nv, dtype=bool)
+    if fixed_zero_cells.any():
+        fixed[C[np.flatnonzero(fixed_zero_cells)].indices] = True
+    M = sp.vstack([C, E, G]).tocsr()
+    keep = sp.diags((~fixed).astype(float))
+    Mf = (M @ keep).tocsr()
+    Mf.eliminate_zeros()
+    nr = Mf.shape[0]
+    B = sp.bmat([[None, Mf.T], [Mf, None]]).tocsr()
+    ncomp, lab = connected_components(B, directed=False)
+    var_lab = lab[:nv]
+    row_lab = lab[nv:]
+    row_has = np.diff(Mf.indptr) > 0
+    row_lab = np.where(row_has, row_lab, -1)
+    var_lab = np.where(fixed, -1, var_lab)
+    # compact component ids in order of first cell
+    used = np.unique(np.concatenate([row_lab[row_lab >= 0]]))
+    remap = np.full(ncomp, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    row_lab = np.where(row_lab >= 0, remap[np.maximum(row_lab, 0)], -1)
+    var_lab = np.where(var_lab >= 0, remap[np.maximum(var_lab, 0)], -1)
+    nc_, ne_ = C.shape[0], E.shape[0]
+    return Components(len(used), var_lab, row_lab[:nc_], row_lab[nc_:nc_ + ne_], row_lab[nc_ + ne_:])
+
+
+@dataclass
+class Analysis:
+    lo: np.ndarray        # per cell (NaN where not a target)
+    hi: np.ndarray
+    exact: np.ndarray
+    safe: np.ndarray      # per cell (True where not a target)
+    binding: dict[int, np.ndarray]   # leaking cell -> cells whose published value narrows it
+    infeasible: list[int]
+    notes: list[str]
+
+
+def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndarray,
+            targets: np.ndarray, policy: Policy, *, only: set[int] | None = None,
+            want_binding: bool = False, fallback: tuple[np.ndarray, np.ndarray] | None = None,
+            previous_state: "Analysis | None" = None, exact_all: bool = False) -> Analysis:
+    """Check the rule for every target cell, component by component."""
+    n = system.n_cells
+    if previous_state is None:
+        res = Analysis(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool), np.ones(n, bool), {}, [], [])
+    else:
+        res = previous_state
+        res.binding = {k: v for k, v in res.binding.items() if only is None or comps.cell_comp[k] not in only}
+    C = system.cells
+    # targets without free variables: value identically 0
+    const = targets & (comps.cell_comp < 0)
+    for i in np.flatnonzero(const):
+        res.lo[i] = res.hi[i] = 0.0
+        res.exact[i] = True
+        res.safe[i] = True
+    tcomp = comps.cell_comp[targets & (comps.cell_comp >= 0)]
+    todo = np.unique(tcomp)
+    if only is not None:
+        todo = np.array([c for c in todo if c in only], dtype=np.int64)
+    if len(todo) == 0:
+        return res
+    # group rows per component once
+    cell_order = np.argsort(comps.cell_comp, kind="stable")
+    cell_sorted = comps.cell_comp[cell_order]
+    eq_order = np.argsort(comps.eq_comp, kind="stable")
+    eq_sorted = comps.eq_comp[eq_order]
+    ge_order = np.argsort(comps.ge_comp, kind="stable")
+    ge_sorted = comps.ge_comp[ge_order]
+    var_order = np.argsort(comps.var_comp, kind="stable")
+    var_sorted = comps.var_comp[var_order]
+    for c in todo:
+        cells = cell_order[np.searchsorted(cell_sorted, c):np.searchsorted(cell_sorted, c, "right")]
+        eqs = eq_order[np.searchsorted(eq_sorted, c):np.searchsorted(eq_sorted, c, "right")]
+        ges = ge_order[np.searchsorted(ge_sorted, c):np.searchsorted(ge_sorted, c, "right")]
+        vars_ = var_order[np.searchsorted(var_sorted, c):np.searchsorted(var_sorted, c, "right")]
+        cells = np.sort(cells)
+        A = sp.vstack([C[cells][:, vars_], system.eq[eqs][:, vars_], system.ge[ges][:, vars_]]).tocsr()
+        nce = len(cells)
+        rlo = np.concatenate([lo[cells], np.zeros(len(eqs)), np.zeros(len(ges))])
+        rhi = np.concatenate([hi[cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
+        tloc = np.flatnonzero(targets[cells])
+        r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
+                           want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
+        if not r.feasible and fallback is not None:
+            rlo = np.concatenate([fallback[0][cells], np.zeros(len(eqs)), np.zeros(len(ges))])
+            rhi = np.concatenate([fallback[1][cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
+            r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
+                               want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
+            res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
+                             "checked without them")
+        if not r.feasible:
+            res.infeasible.append(int(c))
+        g = cells[tloc]
+        res.lo[g] = r.lo
+        res.hi[g] = r.hi
+        res.exact[g] = r.exact
+        res.safe[g] = r.safe if r.feasible else False
+        for t, rows in r.binding.items():
+            rows = rows[rows < nce]
+            res.binding[int(cells[tloc[t]])] = cells[rows]
+    return res
+
+
+def _cell_dict(df: pd.DataFrame, i: int) -> dict:
+    row = df.iloc[i]
+    out = {}
+    for c in df.columns:
+        if c in ("count", "provisional"):
+            continue
+        v = row[c]
+        if isinstance(v, pd.Timestamp):
+            v = v.date().isoformat()
+        elif hasattr(v, "isoformat"):
+            v = v.isoformat()
+        out[c] = v
+    return out
+
+
+def audit_release(
+    published: dict[str, pd.DataFrame],
+    meta: dict[str, TableMeta],
+    area_members: pd.DataFrame,
+    policy: Policy,
+    previous: dict[str, pd.DataFrame] | None = None,
+) -> AuditResult:
+    """Audit published tables (NA = suppressed) against the protection rule."""
+    result = AuditResult()
+    names = [n for n in published if n in meta]
+    if not names:
+        return result
+    tables = {n: published[n] for n in names}
+    system = build_system(tables, meta, area_members)
+    result.notes.extend(system.notes)
+    counts = np.concatenate([pd.to_numeric(tables[n]["count"], errors="coerce").to_numpy(dtype=float)
+                             for n in names])
+    suppressed = np.isnan(counts)
+    lo, hi = published_bounds(counts, suppressed, policy)
+    base = (lo, hi)
+    plo, phi = previous_bounds(tables, meta, previous, policy, system)
+    lo, hi, _ = combine_previous(lo, hi, plo, phi)
+    targets = target_mask(base[0], base[1], suppressed, policy)
+    comps = split_components(system, (~suppressed) & (hi <= 0))
+    an = analyse(system, comps, lo, hi, targets, policy, fallback=base)
+    result.notes.extend(an.notes)
+    infeasible_cells = np.isin(comps.cell_comp, an.infeasible) if an.infeasible else np.zeros(len(counts), bool)
+    for n in names:
+        s = system.slices[n]
+        df = tables[n]
+        t = targets[s]
+        safe = an.safe[s]
+        widths = np.array([integer_width(a, b) if tt and not np.isnan(a) else np.inf
+                           for a, b, tt in zip(an.lo[s], an.hi[s], t)])
+        narrow = float(widths.min()) if t.any() and np.isfinite(widths.min()) else None
+        bad = np.flatnonzero(t & ~safe)
+        bad_inf = np.flatnonzero(infeasible_cells[s])
+        ta = TableAudit(n, len(df), int(suppressed[s].sum()), narrow, len(bad) == 0 and len(bad_inf) == 0)
+        ta.failing_cells = len(bad)
+        if len(bad):
+            w = widths[bad]
+            i = int(bad[np.argmin(w)])
+            ta.worst_cell = _cell_dict(df, i)
+            ta.worst_range = (float(an.lo[s][i]), float(an.hi[s][i]))
+        elif len(bad_inf):
+            ta.worst_cell = _cell_dict(df, int(bad_inf[0]))
+            ta.worst_range = (float("nan"), float("nan"))
+            result.notes.append(f"table {n}: published values are inconsistent with the relations")
+        result.tables[n] = ta
+    return result
+
+
+def feasible_ranges(
+    published: dict[str, pd.DataFrame],
+    meta: dict[str, TableMeta],
+    area_members: pd.DataFrame,
+    policy: Policy,
+    previous: dict[str, pd.DataFrame] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Exact LP min and max of every checked cell (one pair of solves per cell: small releases only).
+
+    Returns per table the published frame with columns ``lo``, ``hi`` (NaN for cells the rule
+    does not apply to) and ``safe``.
+    """
+    names = [n for n in published if n in meta]
+    tables = {n: published[n] for n in names}
+    system = build_system(tables, meta, area_members)
+    counts = np.concatenate([pd.to_numeric(tables[n]["count"], errors="coerce").to_numpy(dtype=float)
+                             for n in names])
+    suppressed = np.isnan(counts)
+    lo, hi = published_bounds(counts, suppressed, policy)
+    base = (lo, hi)
+    plo, phi = previous_bounds(tables, meta, previous, policy, system)
+    lo, hi, _ = combine_previous(lo, hi, plo, phi)
+    targets = target_mask(base[0], base[1], suppressed, policy)
+    comps = split_components(system, (~suppressed) & (hi <= 0))
+    an = analyse(system, comps, lo, hi, targets, policy, fallback=base, exact_all=True)
+    out = {}
+    for n in names:
+        s = system.slices[n]
+        df = tables[n].copy()
+        df["lo"] = an.lo[s]
+        df["hi"] = an.hi[s]
+        df["safe"] = an.safe[s]
+        out[n] = df
+    return out

@@ -1,0 +1,228 @@
+"""Feasible ranges of linear expressions over a published release, with HiGHS.
+
+``ComponentLP`` holds one sparse model (rows over non-negative variables with
+row bounds) in a ``highspy.Highs`` instance and re-solves it with new
+objectives, warm-started from the previous basis.
+
+``protect_ranges`` decides, for the target rows of one component, whether
+each feasible range is wide enough, in three steps:
+
+1. sweeps: a few solves of the whole component with objectives that push the
+   undecided targets up and down (random +-1 directions, fixed seed). Any two
+   feasible solutions bound a target's range from inside: if the values a
+   target takes in the solutions seen differ enough, its range is wide enough
+   (this proves most targets at once);
+2. one min and one max solve per remaining target (exact range). Each such
+   solution is also used as a witness for the other remaining targets;
+3. for narrow targets the row duals of the min/max solves name the published
+   rows that make the range narrow (what the suppression engine relaxes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+INF = highspy.kHighsInf
+TOL = 1e-6
+
+
+def integer_width(lo: float, hi: float) -> float:
+    """floor(hi) - ceil(lo) + 1 with a tolerance for LP round-off (inf if unbounded)."""
+    if not np.isfinite(hi):
+        return math.inf
+    return math.floor(hi + TOL) - math.ceil(lo - TOL) + 1
+
+
+class ComponentLP:
+    """One sparse LP (rows ``A`` over variables >= 0) re-solved with new objectives."""
+
+    def __init__(self, A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray,
+                 col_hi: np.ndarray | None = None, threads: int = 1):
+        A = sp.csr_matrix(A)
+        self.A = A
+        self.n_rows, self.n_cols = A.shape
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", threads)
+        h.setOptionValue("random_seed", 0)
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.n_cols
+        lp.num_row_ = self.n_rows
+        lp.col_cost_ = np.zeros(self.n_cols)
+        lp.col_lower_ = np.zeros(self.n_cols)
+        self._col_hi = np.full(self.n_cols, INF) if col_hi is None else np.asarray(col_hi, float)
+        lp.col_upper_ = self._col_hi
+        lp.row_lower_ = np.where(np.isfinite(row_lo), row_lo, -INF)
+        lp.row_upper_ = np.where(np.isfinite(row_hi), row_hi, INF)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = A.indices.astype(np.int32)
+        lp.a_matrix_.value_ = A.data.astype(float)
+        h.passModel(lp)
+        self.h = h
+        self._cost_idx = np.zeros(0, dtype=np.int32)
+        self.solves = 0
+
+    def set_col_upper(self, hi: np.ndarray) -> None:
+        idx = np.arange(self.n_cols, dtype=np.int32)
+        self.h.changeColsBounds(self.n_cols, idx, np.zeros(self.n_cols), np.asarray(hi, float))
+
+    def solve(self, cost_idx: np.ndarray, cost_val: np.ndarray, maximize: bool):
+        """Returns (status, col_values, row_duals); status 'optimal', 'unbounded' or 'infeasible'."""
+        h = self.h
+        if len(self._cost_idx):
+            h.changeColsCost(len(self._cost_idx), self._cost_idx, np.zeros(len(self._cost_idx)))
+        cost_idx = np.asarray(cost_idx, dtype=np.int32)
+        h.changeColsCost(len(cost_idx), cost_idx, np.asarray(cost_val, float))
+        self._cost_idx = cost_idx
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize)
+        h.run()
+        self.solves += 1
+        st = h.getModelStatus()
+        if st == highspy.HighsModelStatus.kOptimal:
+            sol = h.getSolution()
+            return "optimal", np.asarray(sol.col_value), np.asarray(sol.row_dual)
+        if st in (highspy.HighsModelStatus.kUnbounded,):
+            return "unbounded", None, None
+        if st == highspy.HighsModelStatus.kUnboundedOrInfeasible:
+            # decide: solve a feasibility problem
+            h.changeColsCost(len(cost_idx), cost_idx, np.zeros(len(cost_idx)))
+            h.run()
+            if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                return "unbounded", None, None
+            return "infeasible", None, None
+        if st == highspy.HighsModelStatus.kInfeasible:
+            return "infeasible", None, None
+        # time limit / numerical trouble: retry from scratch once
+        h.clearSolver()
+        h.run()
+        st = h.getModelStatus()
+        if st == highspy.HighsModelStatus.kOptimal:
+            sol = h.getSolution()
+            return "optimal", np.asarray(sol.col_value), np.asarray(sol.row_dual)
+        if st == highspy.HighsModelStatus.kUnbounded:
+            return "unbounded", None, None
+        return "infeasible", None, None
+
+
+@dataclass
+class RangeResult:
+    lo: np.ndarray          # per target: LP minimum (exact) or smallest value seen (when proven by witnesses)
+    hi: np.ndarray
+    exact: np.ndarray       # True where lo/hi are the LP min/max
+    safe: np.ndarray        # protection rule holds
+    feasible: bool = True
+    binding: dict[int, np.ndarray] = field(default_factory=dict)  # target -> rows with nonzero dual
+    solves: int = 0
+
+
+def _rule_ok(lo: float, hi: float, threshold: int, width: int) -> bool:
+    if hi < 1 - TOL or lo > threshold + TOL:
+        return True  # range does not meet [1, threshold]
+    return integer_width(lo, hi) >= width
+
+
+def protect_ranges(
+    A: sp.csr_matrix,
+    row_lo: np.ndarray,
+    row_hi: np.ndarray,
+    targets: np.ndarray,
+    threshold: int,
+    width: int,
+    *,
+    want_binding: bool = False,
+    seed: int = 0,
+    sweeps: int = 6,
+    max_exact: int | None = None,
+    exact_all: bool = False,
+) -> RangeResult:
+    """Check the protection rule for rows ``targets`` of the system ``row_lo <= A x <= row_hi, x >= 0``."""
+    A = sp.csr_matrix(A)
+    nt = len(targets)
+    lo_seen = np.full(nt, np.inf)
+    hi_seen = np.full(nt, -np.inf)
+    exact = np.zeros(nt, dtype=bool)
+    safe = np.zeros(nt, dtype=bool)
+    res = RangeResult(lo_seen, hi_seen, exact, safe)
+    if nt == 0:
+        return res
+    AT = A[targets]
+    finite_hi = row_hi[np.isfinite(row_hi)]
+    cap = max(1e4, 10.0 * (finite_hi.max() if len(finite_hi) else 0.0) + 1000.0)
+    model = ComponentLP(A, row_lo, row_hi, col_hi=np.full(A.shape[1], cap))
+    rng = np.random.default_rng(seed)
+
+    def witness(x: np.ndarray, which: np.ndarray) -> None:
+        v = AT[which] @ x
+        lo_seen[which] = np.minimum(lo_seen[which], v)
+        hi_seen[which] = np.maximum(hi_seen[which], v)
+        ok = np.array([integer_width(a, b) >= width for a, b in zip(lo_seen[which], hi_seen[which])], dtype=bool)
+        safe[which[ok]] = True
+
+    undecided = np.arange(nt)
+    status, x, _ = model.solve(np.zeros(0), np.zeros(0), maximize=False)
+    if status == "infeasible":
+        model.set_col_upper(np.full(A.shape[1], INF))
+        cap = None
+        status, x, _ = model.solve(np.zeros(0), np.zeros(0), maximize=False)
+        if status == "infeasible":
+            res.feasible = False
+            res.solves = model.solves
+            return res
+    witness(x, undecided)
+    undecided = undecided[~safe[undecided]]
+    for _ in range(0 if exact_all else sweeps):
+        if len(undecided) == 0:
+            break
+        before = len(undecided)
+        w = rng.choice([-1.0, 1.0], size=len(undecided))
+        c = np.asarray(AT[undecided].T @ w).ravel()
+        idx = np.flatnonzero(c)
+        for maximize in (True, False):
+            status, x, _ = model.solve(idx, c[idx], maximize)
+            if status == "optimal":
+                witness(x, undecided)
+        undecided = undecided[~safe[undecided]]
+        if len(undecided) > 0.7 * before and before < 50:
+            break
+    # exact per-target ranges
+    if cap is not None:
+        model.set_col_upper(np.full(A.shape[1], INF))
+    count = 0
+    for t in (range(nt) if exact_all else list(undecided)):
+        if safe[t] and not exact_all:
+            continue
+        if max_exact is not None and count >= max_exact:
+            break
+        count += 1
+        row = AT[t]
+        idx, val = row.indices, row.data
+        bounds = []
+        duals = []
+        for maximize in (False, True):
+            status, x, y = model.solve(idx, val, maximize)
+            if status == "optimal":
+                bounds.append(float((row @ x)[0]))
+                if not exact_all:
+                    rest = undecided[~safe[undecided]]
+                    witness(x, rest)
+                if want_binding:
+                    duals.append(np.flatnonzero(np.abs(y) > 1e-9))
+            elif status == "unbounded":
+                bounds.append(np.inf if maximize else -np.inf)
+            else:
+                res.feasible = False
+                bounds.append(np.nan)
+        lo, hi = bounds
+        lo_seen[t], hi_seen[t] = lo, hi
+        exact[t] = True
+        safe[t] = _rule_ok(lo, hi, threshold, width)
+        if want_binding and not safe[t]:
+            res.binding[int(t)] = np.unique(np.concatenate(duals)) if duals else np.zeros(0, np.int64)
+    res.solves = model.solves
+    return res

@@ -1,0 +1,192 @@
+"""Secondary (complementary) suppression.
+
+Loop until the LP audit passes on the would-be publication:
+
+1. fast screen: for every simple relation between cells (``All`` = sum of
+   the categories; an area = the disjoint union of other areas of one level
+   in the same table), interval arithmetic on the published ranges alone.
+   A narrow range found from one relation is a real leak (dropping the other
+   relations only widens ranges), so a complement is added in that relation
+   right away, without any LP;
+2. the audit's LP analysis (``audit.analyse``: sweeps, then exact min/max per
+   undecided cell) on the components that changed. For each cell still
+   narrowed too far, the row duals of its min/max solves name the published
+   cells whose values pin it; one of them is suppressed.
+
+Choosing a complement: among the candidate cells (published, not a 0 when
+zeros are shown, since a shown 0 is never suppressed and a suppressed cell is
+known to be >= 1), prefer the smallest count that alone gives enough room
+(at least ``width - 1 + 2*floor - count(cell)``), otherwise the smallest;
+ties by table order and row. So totals and whole series are hidden only when
+no small cell in the narrowing relation would do. Every round adds at least
+one suppression or stops, so the loop ends; the result is deterministic for
+the same input (fixed seeds, stable orderings).
+
+Earlier release: the same intersected ranges as the audit (see ``audit``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .audit import (
+    analyse,
+    combine_previous,
+    previous_bounds,
+    published_bounds,
+    split_components,
+    target_mask,
+)
+from .lp import TOL, integer_width
+from .meta import TableMeta
+from .policy import Policy
+from .primary import round_counts
+from .relations import LinearSystem, build_system
+
+MAX_ROUNDS = 200
+
+
+def secondary_suppress(
+    tables: dict[str, pd.DataFrame],
+    meta: dict[str, TableMeta],
+    area_members: pd.DataFrame,
+    policy: Policy,
+    primary: dict[str, np.ndarray],
+    previous: dict[str, pd.DataFrame] | None = None,
+) -> dict[str, np.ndarray]:
+    names = list(tables)
+    if not names:
+        return {}
+    structure = {n: tables[n].drop(columns=["count"]) for n in names}
+    system = build_system(structure, meta, area_members)
+    truth = np.concatenate([np.asarray(tables[n]["count"], dtype=np.int64) for n in names])
+    mask = np.concatenate([np.asarray(primary[n], dtype=bool) for n in names])
+    engine = _Engine(system, truth, mask, policy, tables, meta, previous)
+    mask = engine.run()
+    return {n: mask[system.slices[n]].copy() for n in names}
+
+
+class _Engine:
+    def __init__(self, system: LinearSystem, truth, mask, policy: Policy, tables, meta, previous):
+        self.s = system
+        self.truth = truth
+        self.mask = mask.copy()
+        self.p = policy
+        self.rounded = round_counts(truth, policy).astype(float)
+        self.floor = policy.suppressed_minimum
+        self.suppressible = ~((truth == 0) & policy.zeros_shown)
+        self.plo, self.phi = previous_bounds(tables, meta, previous, policy, system)
+        self.rounds = 0
+        self.added_screen = 0
+        self.added_lp = 0
+
+    def bounds(self):
+        lo, hi = published_bounds(self.rounded, self.mask, self.p)
+        base = (lo, hi)
+        lo, hi, _ = combine_previous(lo, hi, self.plo, self.phi)
+        return lo, hi, base
+
+    def _pick(self, candidates: np.ndarray, cell: int) -> int | None:
+        c = candidates[(~self.mask[candidates]) & self.suppressible[candidates] & (candidates != cell)]
+        if len(c) == 0:
+            return None
+        need = self.p.protection_width - 1 + 2 * self.floor - self.truth[cell]
+        v = self.truth[c]
+        order = np.lexsort((c, v, v < need))
+        return int(c[order[0]])
+
+    # -- fast screen ---------------------------------------------------------------
+    def screen(self) -> int:
+        s = self.s
+        ptr, idx = s.relations_ptr, s.relations_idx
+        if len(ptr) < 2:
+            return 0
+        added = 0
+        for _ in range(MAX_ROUNDS):
+            lo, hi, base = self.bounds()
+            targets = target_mask(base[0], base[1], self.mask, self.p)
+            nrel = len(ptr) - 1
+            rel_of = np.repeat(np.arange(nrel), np.diff(ptr))
+            is_parent = np.zeros(len(idx), dtype=bool)
+            is_parent[ptr[:-1]] = True
+            l = lo[idx]
+            h = hi[idx]
+            hinf = ~np.isfinite(h)
+            hfin = np.where(hinf, 0.0, h)
+            # children sums
+            ch = ~is_parent
+            s_lo = np.bincount(rel_of[ch], weights=l[ch], minlength=nrel)
+            s_hi = np.bincount(rel_of[ch], weights=hfin[ch], minlength=nrel)
+            s_inf = np.bincount(rel_of[ch], weights=hinf[ch].astype(float), minlength=nrel)
+            p_lo = lo[idx[ptr[:-1]]]
+            p_hi = hi[idx[ptr[:-1]]]
+            r = rel_of
+            # implied range of each term
+            other_hi_inf = s_inf[r] - (hinf & ch)
+            other_hi = s_hi[r] - np.where(ch, hfin, 0.0)
+            other_lo = s_lo[r] - np.where(ch, l, 0.0)
+            imp_lo = np.where(ch, np.where(other_hi_inf > 0, -np.inf, p_lo[r] - other_hi), s_lo[r])
+            imp_hi = np.where(ch, p_hi[r] - other_lo, np.where(s_inf[r] > 0, np.inf, s_hi[r]))
+            nlo = np.maximum(l, imp_lo)
+            nhi = np.minimum(h, imp_hi)
+            tgt = targets[idx]
+            meets = (nhi >= 1 - TOL) & (nlo <= self.p.threshold + TOL)
+            width = np.floor(np.where(np.isfinite(nhi), nhi, 1e18) + TOL) - np.ceil(nlo - TOL) + 1
+            leak = tgt & meets & (width < self.p.protection_width)
+            if not leak.any():
+                break
+            new = set()
+            for k in np.flatnonzero(leak):
+                rel = rel_of[k]
+                terms = idx[ptr[rel]:ptr[rel + 1]]
+                pick = self._pick(terms, int(idx[k]))
+                if pick is not None:
+                    new.add(pick)
+            new -= set(np.flatnonzero(self.mask).tolist())
+            if not new:
+                break
+            self.mask[sorted(new)] = True
+            added += len(new)
+        self.added_screen += added
+        return added
+
+    # -- LP loop -------------------------------------------------------------------
+    def run(self) -> np.ndarray:
+        self.screen()
+        lo, hi, base = self.bounds()
+        comps = split_components(self.s, (~self.mask) & (hi <= 0))
+        state = None
+        dirty: set[int] | None = None
+        for _ in range(MAX_ROUNDS):
+            self.rounds += 1
+            lo, hi, base = self.bounds()
+            targets = target_mask(base[0], base[1], self.mask, self.p)
+            state = analyse(self.s, comps, lo, hi, targets, self.p, only=dirty, want_binding=True,
+                            fallback=base, previous_state=state)
+            leaks = np.flatnonzero(targets & ~state.safe)
+            if len(leaks) == 0:
+                break
+            new = set()
+            for cell in leaks:
+                cand = state.binding.get(int(cell))
+                if cand is None or len(cand) == 0:
+                    continue
+                pick = self._pick(np.asarray(cand), int(cell))
+                if pick is not None:
+                    new.add(pick)
+            if not new:
+                break
+            before = self.mask.copy()
+            self.mask[sorted(new)] = True
+            self.added_lp += len(new)
+            self.screen()
+            changed = np.flatnonzero(self.mask & ~before)
+            dirty = set(np.unique(comps.cell_comp[changed]).tolist()) - {-1}
+            # a newly suppressed cell makes its component's other targets undecided again
+            for c in dirty:
+                sel = comps.cell_comp == c
+                state.safe[sel] = True
+                state.lo[sel] = np.nan
+                state.hi[sel] = np.nan
+        return self.mask
