@@ -815,8 +815,8 @@ def trend_test(
         def slope_of(idx: np.ndarray) -> float:
             return _ols_slope(t[idx], y[idx])
     else:
-        vv = v[sl] / (multiplier if values is None else 1)
-        se = (hi[sl] - lo[sl]) / (multiplier if values is None else 1) / _FINGERTIPS_CI_WIDTH_SE
+        vv = v[sl]
+        se = (hi[sl] - lo[sl]) / _FINGERTIPS_CI_WIDTH_SE
         w = 1 / se**2
         s, s_se = _wls(t, vv, w)
         chi2 = (s / s_se) ** 2
@@ -846,8 +846,7 @@ def trend_test(
 
 def _month_index(dates: ArrayLike) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
     """Absolute month number (year*12 + month - 1), calendar month and dates."""
-    if isinstance(dates, (pd.PeriodIndex, pd.Series)) and isinstance(
-            getattr(dates, "dtype", None), pd.PeriodDtype):
+    if isinstance(getattr(dates, "dtype", None), pd.PeriodDtype):
         di = pd.PeriodIndex(dates).to_timestamp()
     else:
         di = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
@@ -923,7 +922,7 @@ def interrupted_time_series(
     import statsmodels.api as sm  # local import keeps module import light
 
     t, cal, di = _month_index(dates)
-    ts = pd.Timestamp(start)
+    ts = start.to_timestamp() if isinstance(start, pd.Period) else pd.Timestamp(start)
     t0 = float(ts.year * 12 + ts.month - 1)
     post = t >= t0
     n_pre, n_post = int((~post).sum()), int(post.sum())
