@@ -629,6 +629,10 @@ def funnel_significance(
     its denominator exceeds the benchmark, low when the upper limit is below
     it.  For ``"proportion"`` the observed proportion is compared with the
     limits of :func:`funnel_limits` (strict inequalities, as PHE).
+
+    For directly standardised rates pass PHE's derived denominator
+    ``count / dsr x multiplier``; PHE reports points with fewer than 10 events
+    as not applicable for DSRs.
     """
     if statistic not in ("rate", "proportion"):
         raise ValueError("statistic must be 'rate' or 'proportion'")

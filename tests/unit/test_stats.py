@@ -410,6 +410,39 @@ def test_funnel_significance_rates_match_phe():
     assert list(S.funnel_significance(x, n, statistic="rate", multiplier=100)) == expected
 
 
+# Same file, DSRs per 100,000 (rows with count > 0): (count, rate_dsr, expected significance
+# in column dsr_per_100000_without_0).  PHE derives each denominator as count / dsr x 1e5.
+DSR_SIG = [
+    (2419, 907.6174266, "High (0.001)"), (2337, 948.5620216, "High (0.001)"),
+    (2291, 799.9690496, "High (0.001)"), (2242, 852.5637927, "High (0.001)"),
+    (2218, 868.5358183, "High (0.001)"), (2159, 769.6242217, "High (0.001)"),
+    (2130, 752.3254955, "High (0.025)"), (2111, 710.2689402, "Not significant"),
+    (2105, 815.3530325, "High (0.001)"), (2083, 717.7035916, "Not significant"),
+    (2078, 755.8016993, "High (0.001)"), (2062, 825.9742848, "High (0.001)"),
+    (2061, 702.2972468, "Not significant"), (2033, 785.6210132, "High (0.001)"),
+    (2033, 743.6763018, "High (0.025)"), (2010, 781.8323058, "High (0.001)"),
+    (2004, 772.6781064, "High (0.001)"), (2002, 652.3391553, "Low (0.001)"),
+    (1977, 648.4969973, "Low (0.001)"), (1944, 727.5777428, "Not significant"),
+    (1932, 625.6551186, "Low (0.001)"), (1922, 688.5582424, "Not significant"),
+    (1912, 662.4465438, "Low (0.025)"), (1881, 627.1624732, "Low (0.001)"),
+    (1844, 657.1114147, "Low (0.025)"), (1835, 724.8456714, "Not significant"),
+    (1833, 659.7820553, "Low (0.025)"), (1825, 654.7053631, "Low (0.001)"),
+    (1816, 624.4435507, "Low (0.001)"), (1809, 646.7588823, "Low (0.001)"),
+    (1798, 703.1689982, "Not significant"), (1754, 567.9922764, "Low (0.001)"),
+    (1746, 617.7750715, "Low (0.001)"), (1709, 610.8327232, "Low (0.001)"),
+    (1694, 608.5089462, "Low (0.001)"), (1688, 662.3775859, "Low (0.025)"),
+    (1649, 667.6454503, "Low (0.025)"), (1553, 604.1141693, "Low (0.001)"),
+    (1332, 469.5645784, "Low (0.001)"),
+]
+
+
+def test_funnel_significance_dsrs_with_derived_denominators_match_phe():
+    x = np.array([r[0] for r in DSR_SIG], float)
+    dsr_values = np.array([r[1] for r in DSR_SIG])
+    got = S.funnel_significance(x, x / dsr_values * 1e5, statistic="rate")
+    assert list(got) == [r[2] for r in DSR_SIG]
+
+
 # PHEindicatormethods tests/testthat/testdata_funnel_prop_inputs.csv (rows selected to
 # cover every label): (area, numerator, denominator, significance)
 PROP_SIG = [
@@ -608,3 +641,35 @@ def test_pandas_series_input():
     assert isinstance(r.value, np.ndarray) and r.value.shape == (3,)
     frame = pd.DataFrame(r._asdict())
     assert list(frame.columns) == ["value", "lower", "upper"]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(0, 300), min_size=19, max_size=19), min_size=1,
+                  max_size=5),
+    conf=st.sampled_from([0.95, 0.998]),
+)
+def test_dsr_rows_equal_scalar_loop(rows, conf):
+    x = np.array(rows, float)
+    m = S.dsr(x, POP, confidence=conf)
+    for i, row in enumerate(rows):
+        s = S.dsr(row, POP, confidence=conf)
+        for got, one in zip((m.value[i], m.lower[i], m.upper[i]), (s.value, s.lower, s.upper)):
+            assert (np.isnan(got) and np.isnan(one)) or got == one
+        assert m.reason[i] == s.reason
+
+
+def test_funnel_and_comparison_vectorised_equal_scalar_loop():
+    x = np.array([0, 3, 12, 40, 95, 160])
+    n = np.array([900, 1000, 1500, 4000, 9000, 9000])
+    v = S.funnel_significance(x, n, benchmark=1000, statistic="rate")
+    assert list(v) == [S.funnel_significance(a, b, benchmark=1000, statistic="rate")
+                       for a, b in zip(x, n)]
+    r = S.rate_ci(x, n, 0.998)
+    c = S.compare_to_benchmark(r.lower, r.upper, 1000, "lower_is_better")
+    assert list(c) == [S.compare_to_benchmark(lo, hi, 1000, "lower_is_better")
+                       for lo, hi in zip(r.lower, r.upper)]
+    f = S.funnel_limits(n, 1000)
+    for i, ni in enumerate(n):
+        one = S.funnel_limits(ni, 1000)
+        assert one.iloc[0].tolist() == f.iloc[i].tolist()
