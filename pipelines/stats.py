@@ -782,7 +782,7 @@ def trend_test(
         if values is None:
             r = rate_ci(np.where(np.isnan(x), 0, x), np.where(np.isnan(n) | (n <= 0), 1, n),
                         0.95, multiplier)
-            v = np.where(np.isnan(x) | np.isnan(n), np.nan, _arr(r.value))
+            v = np.where(np.isnan(x) | np.isnan(n) | (n <= 0), np.nan, _arr(r.value))
             lo = np.where(np.isnan(v), np.nan, _arr(r.lower))
             hi = np.where(np.isnan(v), np.nan, _arr(r.upper))
         else:
@@ -930,8 +930,8 @@ def interrupted_time_series(
     t0 = float(ts.year * 12 + ts.month - 1)
     post = t >= t0
     n_pre, n_post = int((~post).sum()), int(post.sum())
-    if n_pre < 3 or n_post < 1:
-        raise ValueError("need at least 3 months before and 1 month after start")
+    if n_pre < 3 or n_post < (2 if slope_change else 1):
+        raise ValueError("need at least 3 months before start and 1 after (2 with slope_change)")
     X = _its_design(t, cal, t0, seasonality, harmonics, slope_change)
     Xcf = _its_design(t, cal, t0, seasonality, harmonics, slope_change, counterfactual=True)
     offset = np.log(pop)
