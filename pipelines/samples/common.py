@@ -59,9 +59,10 @@ def nhs_check_digit(first9: np.ndarray) -> np.ndarray:
 def nhs_number_is_valid(value: str) -> bool:
     """Modulus 11 check of one NHS number (spaces allowed, e.g. "943 476 5919")."""
     digits = str(value).replace(" ", "")
-    if len(digits) != 10 or not digits.isdigit():
+    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
         return False
-    check = int(nhs_check_digit(np.array([int(digits[:9])]))[0])
+    check = 11 - sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1))) % 11
+    check = 0 if check == 11 else check
     return check != 10 and check == int(digits[9])
 
 
