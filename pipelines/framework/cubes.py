@@ -1,0 +1,199 @@
+"""Complete cubes: every area x period x breakdown value, zeros included.
+
+Event measures are first summed once to a fine table (LSOA x month x sex x
+age in whole years, capped at 90), so each published table is a small
+aggregation of it rather than another pass over millions of records.
+Distinct-person measures are built from each person's first counted record
+in each period (of the table's period kind), so persons add up over areas
+and breakdowns but not over periods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from itertools import combinations
+
+import duckdb
+import pandas as pd
+
+from .release import DraftRelease, DraftTable
+from .spec import Breakdown, PeriodKind, PipelineSpec, Table
+from .staging import AGE_CAP
+
+PERIOD_MONTHS = {"month": 1, "quarter": 3, "financial_year": 12}
+
+
+def period_start_sql(kind: PeriodKind, date_expr: str) -> str:
+    """First day of the period holding ``date_expr``. Quarters and years are
+    financial (April to March); ``date_trunc('quarter')`` already starts
+    quarters in January, April, July and October, which are the financial ones."""
+    if kind == "month":
+        return f"CAST(date_trunc('month', {date_expr}) AS DATE)"
+    if kind == "quarter":
+        return f"CAST(date_trunc('quarter', {date_expr}) AS DATE)"
+    return f"make_date(CAST(year({date_expr}) - CASE WHEN month({date_expr}) < 4 THEN 1 ELSE 0 END AS INTEGER), 4, 1)"
+
+
+def periods(kind: PeriodKind, first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """All periods of ``kind`` from the one holding ``first`` to the one holding ``last``."""
+    step = PERIOD_MONTHS[kind]
+    start = dt.date(first.year, first.month, 1)
+    if kind == "quarter":
+        start = dt.date(start.year, ((start.month - 1) // 3) * 3 + 1, 1)
+    elif kind == "financial_year":
+        start = dt.date(start.year - (1 if start.month < 4 else 0), 4, 1)
+    out = []
+    while start <= last:
+        nxt = _add_months(start, step)
+        out.append((start, nxt - dt.timedelta(days=1)))
+        start = nxt
+    return out
+
+
+def _add_months(d: dt.date, n: int) -> dt.date:
+    m = d.month - 1 + n
+    return dt.date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def _breakdown_sql(b: Breakdown) -> str:
+    if b.source == "sex":
+        return "sex"
+    parts = []
+    for label, lo, hi in b.bands:
+        cond = f"age >= {lo}" + (f" AND age <= {hi}" if hi is not None else "")
+        parts.append(f"WHEN {cond} THEN '{label}'")
+    return "CASE " + " ".join(parts) + " END"
+
+
+def build_fine(con: duckdb.DuckDBPyConnection, spec: PipelineSpec) -> None:
+    """Sum event measures to LSOA x month x sex x age once."""
+    sums = ", ".join(
+        f"count(*) FILTER (WHERE {m.where}) AS \"m_{m.name}\"" for m in spec.measures if not m.distinct_persons
+    ) or "count(*) AS _n"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fine AS
+        SELECT lsoa_code, CAST(date_trunc('month', event_date) AS DATE) AS event_month, sex,
+               least(age, {AGE_CAP}) AS age, {sums}
+        FROM staged WHERE reject_reason IS NULL AND location_status = 'ok'
+        GROUP BY ALL
+        """
+    )
+
+
+def _source_sql(spec: PipelineSpec, table: Table) -> str:
+    measure = spec.measure(table.measure)
+    if not measure.distinct_persons:
+        return f'SELECT lsoa_code, event_month, sex, age, "m_{measure.name}" AS n FROM fine WHERE "m_{measure.name}" > 0'
+    pstart = period_start_sql(table.period, "event_date")
+    return f"""
+        SELECT lsoa_code, CAST(date_trunc('month', event_date) AS DATE) AS event_month, sex, least(age, {AGE_CAP}) AS age, 1 AS n
+        FROM staged
+        WHERE reject_reason IS NULL AND location_status = 'ok' AND person_id IS NOT NULL AND ({measure.where})
+        QUALIFY row_number() OVER (PARTITION BY person_id, {pstart} ORDER BY event_order, lsoa_code, sex, age) = 1
+    """
+
+
+def table_areas(areas: pd.DataFrame, members: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """The areas a table covers: its levels, within its scope if any."""
+    chosen = areas[areas["area_level"].isin(table.area_levels)]
+    if table.area_scope:
+        scope = set(members.loc[members["area_code"] == table.area_scope, "lsoa_code"])
+        if not scope:
+            raise ValueError(f"table {table.name}: unknown area scope {table.area_scope}")
+        inside = members.groupby("area_code")["lsoa_code"].apply(lambda s: set(s) <= scope)
+        chosen = chosen[chosen["area_code"].map(inside).fillna(False).astype(bool)]
+    return chosen[["area_code", "area_level"]].reset_index(drop=True)
+
+
+def build_table(
+    con: duckdb.DuckDBPyConnection,
+    spec: PipelineSpec,
+    table: Table,
+    areas: pd.DataFrame,
+    members: pd.DataFrame,
+    first: dt.date,
+    last: dt.date,
+    complete_from: dt.date,
+    complete_to: dt.date,
+) -> pd.DataFrame:
+    """One complete cube with true counts (see ``release`` for its columns)."""
+    chosen = table_areas(areas, members, table)
+    con.register("_t_areas", chosen)
+    con.register("_t_members", members[members["area_code"].isin(chosen["area_code"])])
+    plist = periods(table.period, first, last)
+    con.register(
+        "_t_periods",
+        pd.DataFrame(
+            {
+                "period_start": [p[0] for p in plist],
+                "period_end": [p[1] for p in plist],
+                "provisional": [not (p[0] >= complete_from and p[1] <= complete_to) for p in plist],
+            }
+        ),
+    )
+    bcols = [b.column for b in table.breakdowns]
+    mapped_cols = ", ".join(f"{_breakdown_sql(b)} AS {b.column}" for b in table.breakdowns)
+    sets = []
+    for k in range(len(bcols), -1, -1):
+        for combo in combinations(bcols, k):
+            sets.append("(" + ", ".join(["area_code", "period_start", *combo]) + ")")
+    labels = ", ".join(f"CASE WHEN grouping({c}) = 1 THEN 'All' ELSE {c} END AS {c}" for c in bcols)
+    frame_joins = " ".join(
+        f"CROSS JOIN (SELECT unnest([{', '.join(repr(v) for v in (*b.labels, 'All'))}]) AS {b.column}) AS _b{i}"
+        for i, b in enumerate(table.breakdowns)
+    )
+    join_on = " AND ".join(["f.area_code = a.area_code", "f.period_start = a.period_start"] + [f"f.{c} = a.{c}" for c in bcols])
+    sel_b = "".join(f", f.{c}" for c in bcols)
+    sql = f"""
+        WITH src AS ({_source_sql(spec, table)}),
+        mapped AS (
+            SELECT m.area_code, {period_start_sql(table.period, 'src.event_month')} AS period_start,
+                   {mapped_cols + ',' if mapped_cols else ''} src.n
+            FROM src JOIN _t_members m USING (lsoa_code)
+        ),
+        agg AS (
+            SELECT area_code, period_start{', ' + labels if labels else ''}, sum(n) AS count
+            FROM mapped GROUP BY GROUPING SETS ({', '.join(sets)})
+        ),
+        frame AS (
+            SELECT a.area_code, a.area_level, p.period_start, p.period_end, p.provisional{''.join(f', _b{i}.{c}' for i, c in enumerate(bcols))}
+            FROM _t_areas a CROSS JOIN _t_periods p {frame_joins}
+        )
+        SELECT f.area_code, f.area_level, f.period_start, f.period_end, f.provisional{sel_b},
+               CAST(coalesce(a.count, 0) AS BIGINT) AS count
+        FROM frame f LEFT JOIN agg a ON {join_on}
+        ORDER BY f.area_level, f.area_code, f.period_start{sel_b}
+    """
+    df = con.execute(sql).df()
+    for name in ("_t_areas", "_t_members", "_t_periods"):
+        con.unregister(name)
+    df["period_start"] = pd.to_datetime(df["period_start"]).dt.date
+    df["period_end"] = pd.to_datetime(df["period_end"]).dt.date
+    return df
+
+
+def build_release(
+    con: duckdb.DuckDBPyConnection,
+    spec: PipelineSpec,
+    areas: pd.DataFrame,
+    members: pd.DataFrame,
+    first: dt.date,
+    last: dt.date,
+    complete_from: dt.date,
+    complete_to: dt.date,
+    extract_date: object,
+) -> DraftRelease:
+    build_fine(con, spec)
+    tables = []
+    for table in spec.tables:
+        data = build_table(con, spec, table, areas, members, first, last, complete_from, complete_to)
+        tables.append(DraftTable(spec=table, measure=spec.measure(table.measure), data=data))
+    used = set().union(*(set(t.data["area_code"]) for t in tables)) if tables else set()
+    return DraftRelease(
+        pipeline=spec.name,
+        tables=tables,
+        area_members=members[members["area_code"].isin(used)].reset_index(drop=True),
+        areas=areas[areas["area_code"].isin(used)].reset_index(drop=True),
+        extract_date=extract_date,
+    )

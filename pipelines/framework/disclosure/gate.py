@@ -1,0 +1,118 @@
+"""The disclosure gate: the one way true counts become publishable counts.
+
+Order of work, for all tables of a pipeline's release at once:
+1. primary rules (``primary``): small counts suppressed, others rounded;
+2. secondary suppression (``secondary``): more cells hidden until no hidden
+   or rounded small count can be narrowed below the policy's protection width
+   using every relation in the release (margins, area hierarchy, time,
+   linked tables, and earlier kept releases);
+3. audit (``audit``): an independent check of the result by linear
+   programming; a release that fails is refused with the table, cell and
+   range named.
+Derived figures are never computed here: they come later from the
+published counts only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..release import DraftRelease, GateReport, ProtectedRelease
+from .meta import TableMeta
+from .policy import Policy
+from .primary import primary_mask, round_counts
+
+_GATE_TOKEN = object()
+
+
+class DisclosureError(RuntimeError):
+    """A release failed the disclosure audit and was not published."""
+
+
+def table_meta_from_draft(draft: DraftRelease) -> dict[str, TableMeta]:
+    subset = {t.measure.name: t.measure.subset_of for t in draft.tables}
+    return {
+        t.name: TableMeta(
+            name=t.name,
+            pipeline=draft.pipeline,
+            measure=t.measure.name,
+            breakdowns=tuple(t.spec.breakdown_columns),
+            additive_over=tuple(t.additive_over),
+            subset_of=subset.get(t.measure.name),
+        )
+        for t in draft.tables
+    }
+
+
+def protect(
+    draft: DraftRelease,
+    policy: Policy,
+    previous: dict[str, pd.DataFrame] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ProtectedRelease:
+    """Apply ``policy`` to every table of ``draft`` and return what may be published.
+
+    ``previous`` holds the same pipeline's tables as published in the kept
+    earlier release (if any), which an attacker may still have.
+    """
+    from . import audit as audit_mod
+    from . import secondary
+
+    started = time.perf_counter()
+    meta = table_meta_from_draft(draft)
+    true_tables = {t.name: t.data for t in draft.tables}
+    primary = {name: primary_mask(df["count"].to_numpy(), policy) for name, df in true_tables.items()}
+    if progress:
+        progress("secondary suppression")
+    suppressed = secondary.secondary_suppress(
+        true_tables, meta, draft.area_members, policy, primary, previous=previous
+    )
+    published: dict[str, pd.DataFrame] = {}
+    for name, df in true_tables.items():
+        values = round_counts(df["count"].to_numpy(), policy).astype("float64")
+        values[suppressed[name]] = np.nan
+        out = df.drop(columns=["count"]).copy()
+        out["count"] = pd.array(np.where(np.isnan(values), pd.NA, values), dtype="Int64")
+        published[name] = out
+    if progress:
+        progress("audit")
+    result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous)
+    if not result.passed:
+        raise DisclosureError(result.failure_message())
+    elapsed = time.perf_counter() - started
+    reports = []
+    for t in draft.tables:
+        mask = suppressed[t.name]
+        prim = primary[t.name]
+        table_audit = result.tables.get(t.name)
+        reports.append(
+            GateReport(
+                table_name=t.name,
+                cells=len(mask),
+                primary_suppressed=int(prim.sum()),
+                secondary_suppressed=int((mask & ~prim).sum()),
+                rounded=int((~mask).sum()) if policy.rounding != "none" else 0,
+                audit_passed=True,
+                narrowest_range=None if table_audit is None else table_audit.narrowest_width,
+                seconds=elapsed / max(len(draft.tables), 1),
+            )
+        )
+    return ProtectedRelease(
+        _GATE_TOKEN,
+        pipeline=draft.pipeline,
+        tables=published,
+        specs={t.name: t.spec for t in draft.tables},
+        measures={t.measure.name: t.measure for t in draft.tables},
+        policy=_policy_dict(policy),
+        reports=reports,
+    )
+
+
+def _policy_dict(policy: Policy) -> dict:
+    import json
+
+    return json.loads(policy.to_json())
