@@ -60,12 +60,9 @@ def derive(ctx: DeriveContext) -> str:
         ctx.in_code_list("primary_diagnosis_snomed", "alcohol", "diagnosis") + ")"
     nhs = ctx.normalise_nhs_number("nhs_number")
     valid = ctx.nhs_number_valid(nhs)
-    well_formed_lsoa = "regexp_full_match(coalesce(lsoa_code, ''), '[EW]01[0-9]{6}')"
     return f"""
-        coalesce({ctx.lsoa_from_postcode}, {ctx.known_lsoa}) AS lsoa_code,
-        CASE WHEN coalesce({ctx.lsoa_from_postcode}, {ctx.known_lsoa}) IS NOT NULL THEN 'ok'
-             WHEN {well_formed_lsoa} THEN 'outside_area'
-             ELSE 'no_location' END AS location_status,
+        {ctx.residence_lsoa} AS lsoa_code,
+        {ctx.location_status} AS location_status,
         CAST(arrival_datetime AS DATE) AS event_date,
         arrival_datetime AS event_order,
         CASE sex WHEN '2' THEN 'Female' WHEN '1' THEN 'Male' WHEN '9' THEN 'Other or not known'
@@ -158,11 +155,6 @@ PIPELINE = PipelineSpec(
     reject_rules=(
         RejectRule("arrival date in the future", "CAST(arrival_datetime AS DATE) > current_date", "arrival_datetime"),
         RejectRule("arrival before date of birth", "CAST(arrival_datetime AS DATE) < date_of_birth", "date_of_birth"),
-        RejectRule(
-            "malformed lsoa_code",
-            "lsoa_code IS NOT NULL AND NOT regexp_full_match(lsoa_code, '[EW]01[0-9]{6}')",
-            "lsoa_code",
-        ),
     ),
     max_reject_fraction=0.05,
     code_lists={"alcohol": CODELIST},

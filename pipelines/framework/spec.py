@@ -248,7 +248,9 @@ class DeriveContext:
     column (the column marked ``identifier="postcode"``) from the pack's
     postcode lookup, NULL if not found; ``known_lsoa``: SQL for the extract's
     LSOA column (marked ``lsoa=True``) if it is an LSOA of the pack, else
-    NULL; ``age_years(dob, at)``: whole years; ``in_code_list(x, list,
+    NULL; ``residence_lsoa`` the first of those two that is known, and
+    ``location_status`` 'ok', 'outside_area' (a well-formed LSOA code not in the
+    pack) or 'no_location'; ``age_years(dob, at)``: whole years; ``in_code_list(x, list,
     category)``: membership of one of the pipeline's code lists.
     """
 
@@ -257,5 +259,7 @@ class DeriveContext:
     nhs_number_valid: Callable[[str], str]
     lsoa_from_postcode: str
     known_lsoa: str
+    residence_lsoa: str
+    location_status: str
     age_years: Callable[[str, str], str]
     in_code_list: Callable[..., str]

@@ -43,16 +43,29 @@ def register_helpers(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     con.execute(pseudonym_macro_sql(key))
 
 
-def derive_context(code_lists: dict[str, CodeList]) -> DeriveContext:
+LSOA_PATTERN = "[EW]01[0-9]{6}"
+
+
+def derive_context(spec: PipelineSpec, code_lists: dict[str, CodeList]) -> DeriveContext:
     def in_code_list(expr: str, name: str, category: str | None = None) -> str:
         return code_lists[name].sql_in(expr, category)
 
+    lsoa_cols = [c for c in spec.schema.columns if c.lsoa]
+    given = f"src.{_quote_ident(lsoa_cols[0].name)}" if lsoa_cols else "NULL"
+    residence = "coalesce(_pc._pc_lsoa, _ls._ls_lsoa)"
+    status = (
+        f"CASE WHEN {residence} IS NOT NULL THEN 'ok' "
+        f"WHEN regexp_full_match(coalesce({given}, ''), '{LSOA_PATTERN}') THEN 'outside_area' "
+        "ELSE 'no_location' END"
+    )
     return DeriveContext(
         pseudonym=lambda e: f"pseudonym({e})",
         normalise_nhs_number=normalise_nhs_number_sql,
         nhs_number_valid=nhs_number_valid_sql,
         lsoa_from_postcode="_pc._pc_lsoa",
         known_lsoa="_ls._ls_lsoa",
+        residence_lsoa=residence,
+        location_status=status,
         age_years=lambda dob, at: (
             f"(year({at}) - year({dob}) - CASE WHEN month({at}) * 100 + day({at}) < "
             f"month({dob}) * 100 + day({dob}) THEN 1 ELSE 0 END)"
@@ -107,6 +120,9 @@ def _generic_checks(spec: PipelineSpec) -> tuple[str, str, str]:
         if col.allowed:
             allowed = ", ".join("'" + a.replace("'", "''") + "'" for a in col.allowed)
             whens.append(f"WHEN {ident} IS NOT NULL AND {ident} NOT IN ({allowed}) THEN 'unknown {col.name} code'")
+        if col.lsoa:
+            whens.append(f"WHEN {ident} IS NOT NULL AND NOT regexp_full_match({ident}, '{LSOA_PATTERN}') "
+                         f"THEN 'malformed {col.name}'")
     for rule in spec.reject_rules:
         whens.append(f"WHEN ({rule.when}) THEN '{rule.reason}'")
     reason = "CASE " + " ".join(whens) + " END" if whens else "NULL"
@@ -122,7 +138,7 @@ def stage(
     code_lists: dict[str, CodeList],
 ) -> StagingResult:
     """Build ``staged`` and check it; raise ``ExtractError`` on a fatal problem."""
-    ctx = derive_context(code_lists)
+    ctx = derive_context(spec, code_lists)
     derive = spec.derive_sql(ctx)
     reason, bad_mask, present_mask = _generic_checks(spec)
     unique = [c for c in spec.schema.columns if c.unique]
