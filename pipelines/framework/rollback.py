@@ -65,10 +65,9 @@ def rollback(db_link, reason: str, wait_seconds: float = 0.0) -> str:
                     [secrets.token_hex(6), release_id, now, now, code_version(),
                      f"withdrew release {withdrawn_id}, restored {previous_id}: {reason.strip()}"],
                 )
-                con.execute(
-                    "UPDATE release SET release_id = ?, published_at = ?, previous_release_id = ?",
-                    [release_id, now, withdrawn_id],
-                )
+                # previous_release_id stays the restored release's own, so a
+                # second rollback goes further back, never to the withdrawn one
+                con.execute("UPDATE release SET release_id = ?, published_at = ?", [release_id, now])
                 con.execute("UPDATE catalogue SET release_id = ?", [release_id])
                 con.execute("CHECKPOINT")
             finally:
