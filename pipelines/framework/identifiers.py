@@ -86,11 +86,12 @@ def normalise_nhs_number_sql(expr: str) -> str:
 def nhs_number_valid_sql(normalised: str) -> str:
     """Modulus 11 check (NHS Data Dictionary): weights 10..2 on the first nine
     digits; check = 11 - (sum mod 11), 11 -> 0, 10 -> invalid."""
-    terms = " + ".join(f"{10 - i} * CAST(substr({normalised}, {i + 1}, 1) AS INTEGER)" for i in range(9))
+    # TRY_CAST: SQL's AND does not short-circuit, so non-digits must not raise
+    terms = " + ".join(f"{10 - i} * TRY_CAST(substr({normalised}, {i + 1}, 1) AS INTEGER)" for i in range(9))
     return (
-        f"(regexp_full_match({normalised}, '[0-9]{{10}}') AND "
+        f"coalesce(regexp_full_match({normalised}, '[0-9]{{10}}') AND "
         f"(CASE (11 - (({terms}) % 11)) WHEN 11 THEN 0 ELSE (11 - (({terms}) % 11)) END) "
-        f"= CAST(substr({normalised}, 10, 1) AS INTEGER))"
+        f"= TRY_CAST(substr({normalised}, 10, 1) AS INTEGER), false)"
     )
 
 

@@ -9,6 +9,7 @@ or not, so no temporary file outlives the run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -229,12 +230,15 @@ def run_pipelines(
     demo: bool = False,
     reference_dir: Path | None = None,
     wait_seconds: float = 0.0,
+    max_reject_fraction: float | None = None,
     progress: Progress = lambda s: None,
 ) -> RunResult:
     """Run ``specs`` and publish one release. Raises ``OutcomesError`` on failure,
     leaving the current publication untouched."""
     t_start = time.perf_counter()
     db = Path(db or default_db())
+    if max_reject_fraction is not None:
+        specs = [dataclasses.replace(s, max_reject_fraction=max_reject_fraction) for s in specs]
     if input_path is not None and len(specs) != 1:
         raise OutcomesError("--input can only be given when running a single named pipeline")
     inputs = {s.name: (Path(input_path) if input_path else samples_dir() / s.default_input) for s in specs}
