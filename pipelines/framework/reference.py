@@ -9,11 +9,10 @@ Trafford except the defaults of ``PlaceConfig``.
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,20 +89,12 @@ class ReferencePack:
                 f"reference pack at {self.root} is incomplete; missing: {', '.join(missing)} "
                 "(see README, 'Reference data', for the official files that make a pack)"
             )
-        con = duckdb.connect()
-        try:
-            for rel, cols in REQUIRED_FILES.items():
-                header = con.execute(
-                    "SELECT * FROM read_csv(?, header=true, all_varchar=true) LIMIT 0", [str(self.root / rel)]
-                ).description
-                have = {d[0] for d in header}
-                absent = [c for c in cols if c not in have]
-                if absent:
-                    raise ReferencePackError(
-                        f"reference file {self.root / rel} lacks column(s) {', '.join(absent)}"
-                    )
-        finally:
-            con.close()
+        for rel, cols in REQUIRED_FILES.items():
+            with open(self.root / rel, newline="", encoding="utf-8-sig") as f:
+                have = set(next(csv.reader(f), []))
+            absent = [c for c in cols if c not in have]
+            if absent:
+                raise ReferencePackError(f"reference file {self.root / rel} lacks column(s) {', '.join(absent)}")
 
     def boundary_file(self, level: str) -> Path | None:
         rel = BOUNDARY_FILES.get(level)
