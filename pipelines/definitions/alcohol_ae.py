@@ -55,7 +55,11 @@ SCHEMA = ExtractSchema(
 )
 
 def derive(ctx: DeriveContext) -> str:
-    """Standard record columns from the typed extract (see ``RECORD_COLUMNS``)."""
+    """Standard record columns from the typed extract (see ``RECORD_COLUMNS``).
+
+    The NHS Number is checked and pseudonymised only on alcohol-related rows
+    (nested CASE, so the other rows never pay for it): persons are counted
+    only for the alcohol measure."""
     alcohol = "(" + ctx.in_code_list("alcohol_drug_involvement_snomed", "alcohol", "involvement") + " OR " + \
         ctx.in_code_list("primary_diagnosis_snomed", "alcohol", "diagnosis") + ")"
     nhs = ctx.normalise_nhs_number("nhs_number")
@@ -68,7 +72,7 @@ def derive(ctx: DeriveContext) -> str:
         CASE sex WHEN '2' THEN 'Female' WHEN '1' THEN 'Male' WHEN '9' THEN 'Other or not known'
                  WHEN 'X' THEN 'Other or not known' END AS sex,
         {ctx.age_years('date_of_birth', 'arrival_datetime')} AS age,
-        CASE WHEN {alcohol} AND {valid} THEN {ctx.pseudonym(nhs)} END AS person_id,
+        CASE WHEN {alcohol} THEN (CASE WHEN {valid} THEN {ctx.pseudonym(nhs)} END) END AS person_id,
         {alcohol} AS is_alcohol
     """
 

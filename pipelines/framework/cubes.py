@@ -1,11 +1,10 @@
 """Complete cubes: every area x period x breakdown value, zeros included.
 
-Event measures are first summed once to a fine table (LSOA x month x sex x
-age in whole years, capped at 90), so each published table is a small
-aggregation of it rather than another pass over millions of records.
-Distinct-person measures are built from each person's first counted record
-in each period (of the table's period kind), so persons add up over areas
-and breakdowns but not over periods.
+Records are first summed to a few fine tables (see ``FineTables``), so each
+published table is a small aggregation rather than another pass over
+millions of records. Distinct-person measures are built from each person's
+first counted record in each period (of the table's period kind), so persons
+add up over areas and breakdowns but not over periods.
 """
 
 from __future__ import annotations
@@ -65,33 +64,91 @@ def _breakdown_sql(b: Breakdown) -> str:
     return "CASE " + " ".join(parts) + " END"
 
 
-def build_fine(con: duckdb.DuckDBPyConnection, spec: PipelineSpec) -> None:
-    """Sum event measures to LSOA x month x sex x age once."""
-    sums = ", ".join(
-        f"count(*) FILTER (WHERE {m.where}) AS \"m_{m.name}\"" for m in spec.measures if not m.distinct_persons
-    ) or "count(*) AS _n"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fine AS
-        SELECT lsoa_code, CAST(date_trunc('month', event_date) AS DATE) AS event_month, sex,
-               least(age, {AGE_CAP}) AS age, {sums}
-        FROM staged WHERE reject_reason IS NULL AND location_status = 'ok'
-        GROUP BY ALL
-        """
-    )
+#: Area levels that are unions of whole local authorities: tables of only
+#: these levels are aggregated from local-authority totals, not from LSOAs.
+LA_UNION_LEVELS = {"la", "place"}
 
 
-def _source_sql(spec: PipelineSpec, table: Table) -> str:
-    measure = spec.measure(table.measure)
-    if not measure.distinct_persons:
-        return f'SELECT lsoa_code, event_month, sex, age, "m_{measure.name}" AS n FROM fine WHERE "m_{measure.name}" > 0'
-    pstart = period_start_sql(table.period, "event_date")
-    return f"""
-        SELECT lsoa_code, CAST(date_trunc('month', event_date) AS DATE) AS event_month, sex, least(age, {AGE_CAP}) AS age, 1 AS n
-        FROM staged
-        WHERE reject_reason IS NULL AND location_status = 'ok' AND person_id IS NOT NULL AND ({measure.where})
-        QUALIFY row_number() OVER (PARTITION BY person_id, {pstart} ORDER BY event_order, lsoa_code, sex, age) = 1
+def _resolution(table: Table) -> str:
+    return "la" if set(table.area_levels) <= LA_UNION_LEVELS else "lsoa"
+
+
+class FineTables:
+    """Pre-aggregates shared by tables with the same needs.
+
+    Each published table is a small aggregation of a fine table keyed by
+    (resolution unit, month, its breakdown values), where the unit is the
+    LSOA, or the local authority for tables of whole boroughs. Fine tables are
+    built once per (measure kind, resolution, breakdowns, period kind for
+    persons) and reused, so millions of records are scanned a few times in
+    all rather than once per table.
     """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, spec: PipelineSpec, members: pd.DataFrame,
+                 areas: pd.DataFrame):
+        self.con = con
+        self.spec = spec
+        self.built: dict[tuple, str] = {}
+        la_members = members.merge(areas.loc[areas["area_level"] == "la", ["area_code"]], on="area_code")
+        con.register("_lsoa_la_df", la_members.rename(columns={"area_code": "la_code"}))
+        con.execute("CREATE OR REPLACE TEMP TABLE _lsoa_la AS SELECT lsoa_code, la_code FROM _lsoa_la_df").fetchall()
+        con.unregister("_lsoa_la_df")
+
+    def table_for(self, table: Table) -> str:
+        measure = self.spec.measure(table.measure)
+        resolution = _resolution(table)
+        signature = tuple((b.column, b.source, b.bands) for b in table.breakdowns)
+        kind = ("persons", table.period, measure.name) if measure.distinct_persons else ("events",)
+        key = (kind, resolution, signature)
+        if key not in self.built:
+            name = f"_fine_{len(self.built)}"
+            self._build(name, table, measure, resolution)
+            self.built[key] = name
+        return self.built[key]
+
+    def _build(self, name: str, table: Table, measure, resolution: str) -> None:
+        bcols = [f"{_breakdown_sql(b)} AS {b.column}" for b in table.breakdowns]
+        unit = "l.la_code" if resolution == "la" else "r.lsoa_code"
+        join = "JOIN _lsoa_la l ON l.lsoa_code = r.lsoa_code" if resolution == "la" else ""
+        if measure.distinct_persons:
+            pstart = period_start_sql(table.period, "event_date")
+            source = f"""(
+                SELECT lsoa_code, event_date, sex, least(age, {AGE_CAP}) AS age
+                FROM staged
+                WHERE reject_reason IS NULL AND location_status = 'ok' AND person_id IS NOT NULL AND ({measure.where})
+                QUALIFY row_number() OVER (PARTITION BY person_id, {pstart}
+                                           ORDER BY event_order, lsoa_code, sex, age) = 1)"""
+            sums = f'count(*) AS "m_{measure.name}"'
+        else:
+            source = "(SELECT * FROM staged WHERE reject_reason IS NULL AND location_status = 'ok')"
+            sums = ", ".join(
+                f'count(*) FILTER (WHERE {m.where}) AS "m_{m.name}"'
+                for m in self.spec.measures if not m.distinct_persons
+            )
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {name} AS
+            SELECT {unit} AS unit, CAST(date_trunc('month', r.event_date) AS DATE) AS event_month
+                   {''.join(', ' + c for c in bcols)}, {sums}
+            FROM {source} r {join}
+            GROUP BY ALL
+            """
+        ).fetchall()
+
+
+def unit_members(table: Table, chosen: pd.DataFrame, members: pd.DataFrame, areas: pd.DataFrame) -> pd.DataFrame:
+    """(area_code, unit) pairs: which resolution units make up each area of the table."""
+    m = members[members["area_code"].isin(chosen["area_code"])]
+    if _resolution(table) == "lsoa":
+        return m.rename(columns={"lsoa_code": "unit"})[["area_code", "unit"]]
+    la = members.merge(areas.loc[areas["area_level"] == "la", ["area_code"]], on="area_code")
+    la = la.rename(columns={"area_code": "unit"})
+    joined = m.merge(la, on="lsoa_code")
+    have = joined.groupby(["area_code", "unit"]).size().rename("n").reset_index()
+    size = la.groupby("unit").size().rename("size").reset_index()
+    whole = have.merge(size, on="unit")
+    whole = whole[whole["n"] == whole["size"]]
+    return whole[["area_code", "unit"]]
 
 
 def table_areas(areas: pd.DataFrame, members: pd.DataFrame, table: Table) -> pd.DataFrame:
@@ -116,11 +173,14 @@ def build_table(
     last: dt.date,
     complete_from: dt.date,
     complete_to: dt.date,
+    fine: FineTables | None = None,
 ) -> pd.DataFrame:
     """One complete cube with true counts (see ``release`` for its columns)."""
+    fine = fine or FineTables(con, spec, members, areas)
+    fine_name = fine.table_for(table)
     chosen = table_areas(areas, members, table)
     con.register("_t_areas", chosen)
-    con.register("_t_members", members[members["area_code"].isin(chosen["area_code"])])
+    con.register("_t_members", unit_members(table, chosen, members, areas))
     plist = periods(table.period, first, last)
     con.register(
         "_t_periods",
@@ -133,7 +193,7 @@ def build_table(
         ),
     )
     bcols = [b.column for b in table.breakdowns]
-    mapped_cols = ", ".join(f"{_breakdown_sql(b)} AS {b.column}" for b in table.breakdowns)
+    mapped_cols = ", ".join(f"src.{c}" for c in bcols)
     sets = []
     for k in range(len(bcols), -1, -1):
         for combo in combinations(bcols, k):
@@ -146,11 +206,10 @@ def build_table(
     join_on = " AND ".join(["f.area_code = a.area_code", "f.period_start = a.period_start"] + [f"f.{c} = a.{c}" for c in bcols])
     sel_b = "".join(f", f.{c}" for c in bcols)
     sql = f"""
-        WITH src AS ({_source_sql(spec, table)}),
-        mapped AS (
+        WITH mapped AS (
             SELECT m.area_code, {period_start_sql(table.period, 'src.event_month')} AS period_start,
-                   {mapped_cols + ',' if mapped_cols else ''} src.n
-            FROM src JOIN _t_members m USING (lsoa_code)
+                   {mapped_cols + ',' if mapped_cols else ''} src."m_{table.measure}" AS n
+            FROM {fine_name} src JOIN _t_members m ON m.unit = src.unit
         ),
         agg AS (
             SELECT area_code, period_start{', ' + labels if labels else ''}, sum(n) AS count
@@ -184,10 +243,10 @@ def build_release(
     complete_to: dt.date,
     extract_date: object,
 ) -> DraftRelease:
-    build_fine(con, spec)
+    fine = FineTables(con, spec, members, areas)
     tables = []
     for table in spec.tables:
-        data = build_table(con, spec, table, areas, members, first, last, complete_from, complete_to)
+        data = build_table(con, spec, table, areas, members, first, last, complete_from, complete_to, fine)
         tables.append(DraftTable(spec=table, measure=spec.measure(table.measure), data=data))
     used = set().union(*(set(t.data["area_code"]) for t in tables)) if tables else set()
     return DraftRelease(

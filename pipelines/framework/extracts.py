@@ -39,6 +39,9 @@ class OpenedExtract:
     format: str
     relation_sql: str  # a FROM-able SQL expression with canonical VARCHAR columns
     encoding: str = "utf-8"
+    #: CSV only: the same relation reading malformed lines into a reject table
+    #: instead of failing; used when the strict (faster) read fails
+    tolerant_relation_sql: str | None = None
     structural_rejects: int = 0
     structural_reject_rows: list[int] | None = None
 
@@ -123,10 +126,14 @@ def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, schema: ExtractSchema)
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not just a multi-byte character cut at the buffer end
             encoding = "latin-1"
-    base = (
-        f"read_csv({_sql_str(str(path))}, header=true, all_varchar=true, delim=',', quote='\"', "
-        f"escape='\"', encoding={_sql_str(encoding)}, ignore_errors=true, store_rejects=true, "
-        f"rejects_table='_csv_reject_errors', rejects_scan='_csv_reject_scans', max_line_size=1048576)"
+    options = (
+        f"header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
+        f"encoding={_sql_str(encoding)}, max_line_size=1048576"
+    )
+    base = f"read_csv({_sql_str(str(path))}, {options})"
+    tolerant = (
+        f"read_csv({_sql_str(str(path))}, {options}, ignore_errors=true, store_rejects=true, "
+        "rejects_table='_csv_reject_errors', rejects_scan='_csv_reject_scans')"
     )
     try:
         found = [d[0] for d in con.execute(f"SELECT * FROM {base} LIMIT 0").description]
@@ -134,7 +141,8 @@ def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, schema: ExtractSchema)
         raise ExtractError(str(path), "could not be read as a CSV file",
                            hint="Export the extract as comma-separated UTF-8 text with a header row") from None
     mapping = _match_columns(path, found, schema)
-    return OpenedExtract(path, "csv", _canonical_select(mapping, schema, base), encoding)
+    return OpenedExtract(path, "csv", _canonical_select(mapping, schema, base), encoding,
+                         tolerant_relation_sql=_canonical_select(mapping, schema, tolerant))
 
 
 def collect_csv_structural_rejects(con: duckdb.DuckDBPyConnection, opened: OpenedExtract) -> None:
@@ -218,7 +226,7 @@ def typed_expression(col: Column) -> str | None:
     if col.type == "date":
         return f"TRY_CAST({ident} AS DATE)"
     if col.type == "timestamp":
-        return f"TRY_CAST(replace({ident}, 'T', ' ') AS TIMESTAMP)"
+        return f"TRY_CAST({ident} AS TIMESTAMP)"  # ISO 8601, with 'T' or a space
     if col.type == "integer":
         return f"TRY_CAST({ident} AS BIGINT)"
     if col.type == "boolean":

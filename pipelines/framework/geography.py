@@ -22,7 +22,7 @@ import pandas as pd
 
 from .reference import ReferencePack
 
-POSTCODE_KEY_SQL = "upper(regexp_replace(coalesce({x}, ''), '\\s', '', 'g'))"
+POSTCODE_KEY_SQL = "upper(replace(replace(coalesce({x}, ''), ' ', ''), chr(9), ''))"
 
 
 def postcode_key(expr: str) -> str:
@@ -70,7 +70,7 @@ def load_lookups(con: duckdb.DuckDBPyConnection, pack: ReferencePack) -> None:
         LEFT JOIN hcl USING (msoa_code)
         """
     )
-    unmatched = con.execute("SELECT count(*) FROM ref_lsoas WHERE ward_code IS NULL").fetchone()[0]
+    unmatched = con.execute("SELECT count(*) FROM ref_lsoas WHERE ward_code IS NULL").fetchall()[0][0]
     if unmatched:
         raise ValueError(f"reference pack: {unmatched} LSOAs have no ward in the best-fit lookup")
     con.execute(
@@ -144,7 +144,7 @@ def build_areas(
         con.unregister("_catch_df")
         unknown = con.execute(
             "SELECT count(*) FROM _catch WHERE lsoa_code NOT IN (SELECT lsoa_code FROM ref_lsoas)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if unknown:
             raise ValueError(f"catchment file lists {unknown} LSOA code(s) not in the reference pack")
     members = con.execute(

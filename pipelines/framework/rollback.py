@@ -40,8 +40,8 @@ def rollback(db_link, reason: str, wait_seconds: float = 0.0) -> str:
             raise OutcomesError(f"no publication at {db_link}")
         con = duckdb.connect(str(current), read_only=True)
         try:
-            previous_id = con.execute("SELECT previous_release_id FROM release").fetchone()[0]
-            withdrawn_id = con.execute("SELECT release_id FROM release").fetchone()[0]
+            previous_id = con.execute("SELECT previous_release_id FROM release").fetchall()[0][0]
+            withdrawn_id = con.execute("SELECT release_id FROM release").fetchall()[0][0]
         finally:
             con.close()
         if not previous_id:

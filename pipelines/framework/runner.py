@@ -175,7 +175,7 @@ def _persons_not_countable(con: duckdb.DuckDBPyConnection, spec: PipelineSpec) -
     return con.execute(
         f"SELECT count(*) FROM staged WHERE reject_reason IS NULL AND location_status = 'ok' "
         f"AND person_id IS NULL AND ({where})"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 
 
 def catalogue_rows(spec: PipelineSpec, protected, policy: Policy, draft) -> list[dict]:

@@ -25,7 +25,7 @@ from .identifiers import nhs_number_valid_sql, normalise_nhs_number_sql, pseudon
 from .spec import DeriveContext, PipelineSpec
 
 AGE_CAP = 90  # the highest band start any breakdown uses (ESP 2013: 90+)
-EXAMPLE_SCAN_ROWS = 2_000_000  # beyond this, reject examples come from the first rejects found
+EXAMPLE_LIMIT = 200  # reject examples come from the first rejected rows found (the scan stops there)
 
 
 @dataclass
@@ -66,10 +66,8 @@ def derive_context(spec: PipelineSpec, code_lists: dict[str, CodeList]) -> Deriv
         known_lsoa="_ls._ls_lsoa",
         residence_lsoa=residence,
         location_status=status,
-        age_years=lambda dob, at: (
-            f"(year({at}) - year({dob}) - CASE WHEN month({at}) * 100 + day({at}) < "
-            f"month({dob}) * 100 + day({dob}) THEN 1 ELSE 0 END)"
-        ),
+        # complete years (a person born on 29 February turns a year older on 28 February)
+        age_years=lambda dob, at: f"date_sub('year', {dob}, {at})",
         in_code_list=in_code_list,
     )
 
@@ -143,16 +141,26 @@ def stage(
     reason, bad_mask, present_mask = _generic_checks(spec)
     unique = [c for c in spec.schema.columns if c.unique]
     uid = f", hash(src.{_quote_ident(unique[0].name)}) AS _uid_hash" if unique else ""
+    strict_source = _source_sql(spec, opened)
     sql = f"""
         CREATE OR REPLACE TABLE staged AS
         SELECT d.* EXCLUDE (_reason), coalesce(d._reason, {_late_checks(spec)}) AS reject_reason
         FROM (
             SELECT {derive}, {reason} AS _reason, {bad_mask} AS _bad_mask, {present_mask} AS _present_mask{uid}
-            FROM {_source_sql(spec, opened)} src {_lookup_joins(spec)}
+            FROM {strict_source} src {_lookup_joins(spec)}
         ) d
     """
     try:
-        con.execute(sql)
+        try:
+            con.execute(sql)
+        except duckdb.InvalidInputException:
+            # a line the strict CSV reader could not split: read again, setting
+            # such lines aside (they are counted as rejected rows)
+            if not opened.tolerant_relation_sql:
+                raise
+            opened.relation_sql = opened.tolerant_relation_sql
+            opened.tolerant_relation_sql = None
+            con.execute(sql.replace(strict_source, _source_sql(spec, opened)))
     except duckdb.Error as exc:
         if os.environ.get("OUTCOMES_DEBUG") == "sql":  # developer aid; may quote data
             raise
@@ -188,14 +196,14 @@ def ordered_rows(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: Ope
     lim = f"LIMIT {int(limit)}" if limit else ""
     rows = con.execute(
         f"SELECT rn{value} FROM (SELECT row_number() OVER () AS rn, * FROM {_source_sql(spec, opened)}) src "
-        f"WHERE {condition} ORDER BY rn {lim}"
+        f"WHERE {condition} {lim}"  # no ORDER BY: file order is kept, and LIMIT stops the scan early
     ).fetchall()
     return [r[0] if not with_value else r for r in rows]
 
 
 def _check(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExtract) -> StagingResult:
     file = str(opened.path)
-    rows = con.execute("SELECT count(*) FROM staged").fetchone()[0] + opened.structural_rejects
+    rows = con.execute("SELECT count(*) FROM staged").fetchall()[0][0] + opened.structural_rejects
     if rows == 0:
         raise ExtractError(file, "has a header but no data rows")
     # A typed column no value of which could be read is a wrong-type column, not bad rows.
@@ -206,7 +214,7 @@ def _check(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExt
         present, bad = con.execute(
             f"SELECT count(*) FILTER (WHERE _present_mask & {bit} <> 0), "
             f"count(*) FILTER (WHERE _bad_mask & {bit} <> 0) FROM staged"
-        ).fetchone()
+        ).fetchall()[0]
         if present > 0 and bad == present:
             raw = _quote_ident(col.name + "__raw")
             examples = ordered_rows(con, spec, opened, f"{raw} IS NOT NULL AND {_quote_ident(col.name)} IS NULL")
@@ -217,7 +225,7 @@ def _check(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExt
         col = unique[0]
         ndup = con.execute(
             "SELECT count(*) FROM (SELECT _uid_hash FROM staged WHERE _uid_hash IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if ndup:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _dup_hashes AS SELECT _uid_hash AS h FROM staged "
@@ -249,7 +257,7 @@ def _check(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExt
         result.excluded[_EXCLUSION_LABELS.get(status, status)] = int(n)
     result.accepted = con.execute(
         "SELECT count(*) FROM staged WHERE reject_reason IS NULL AND location_status = 'ok'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     rejected = sum(result.rejected.values())
     if rows and rejected / rows > spec.max_reject_fraction:
         detail = ", ".join(f"{r}: {n}" + (f" (e.g. rows {format_rows(result.reject_examples[r], 3)})"
@@ -264,14 +272,14 @@ def _check(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExt
 
 def _reject_examples(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExtract,
                      rows: int) -> dict[str, list[int]]:
-    """First row numbers of each reject reason. On large extracts only the
-    first rejects found are looked at, so the ordered scan stops early.
+    """First row numbers of each reject reason. Only the first
+    ``EXAMPLE_LIMIT`` rejected rows are looked at, so the ordered scan stops
+    early; a rare reason may therefore have no example.
     Reasons decided on derived values (sex label, age) are found by the
     same checks re-expressed on the source, where the pipeline's reject
     rules and column checks decide them."""
     reason, _bad, _present = _generic_checks(spec)
-    limit = None if rows <= EXAMPLE_SCAN_ROWS else 500
-    hits = ordered_rows(con, spec, opened, f"({reason}) IS NOT NULL", limit=limit, with_value=f"({reason})")
+    hits = ordered_rows(con, spec, opened, f"({reason}) IS NOT NULL", limit=EXAMPLE_LIMIT, with_value=f"({reason})")
     examples: dict[str, list[int]] = {}
     for rn, why in hits:
         lst = examples.setdefault(why, [])
@@ -301,8 +309,8 @@ def coverage(con: duckdb.DuckDBPyConnection, spec: PipelineSpec) -> tuple[object
     return con.execute(
         f"SELECT min(event_date), max(event_date), {lo}, {hi} FROM staged "
         "WHERE reject_reason IS NULL AND location_status = 'ok'"
-    ).fetchone()
+    ).fetchall()[0]
 
 
 def extract_date(con: duckdb.DuckDBPyConnection) -> object:
-    return con.execute("SELECT max(extract_basis) FROM staged WHERE reject_reason IS NULL").fetchone()[0]
+    return con.execute("SELECT max(extract_basis) FROM staged WHERE reject_reason IS NULL").fetchall()[0][0]
