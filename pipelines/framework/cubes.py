@@ -15,6 +15,7 @@ from itertools import combinations
 import duckdb
 import pandas as pd
 
+from .faults import checkpoint
 from .release import DraftRelease, DraftTable
 from .spec import Breakdown, PeriodKind, PipelineSpec, Table
 from .staging import AGE_CAP
@@ -247,6 +248,7 @@ def build_release(
     tables = []
     for table in spec.tables:
         data = build_table(con, spec, table, areas, members, first, last, complete_from, complete_to, fine)
+        checkpoint(f"cube:{table.name}")
         tables.append(DraftTable(spec=table, measure=spec.measure(table.measure), data=data))
     used = set().union(*(set(t.data["area_code"]) for t in tables)) if tables else set()
     return DraftRelease(

@@ -37,6 +37,7 @@ import duckdb
 import pandas as pd
 
 from .errors import OutcomesError, PublicationLockedError
+from .faults import checkpoint
 from .release import ProtectedRelease, RunSummary
 
 KEEP_RELEASES = 5
@@ -268,6 +269,7 @@ def write_release(
     previous = current_release_path(db_link)
     refreshed = {o.protected.pipeline for o in outputs}
     con = duckdb.connect(str(tmp))
+    checkpoint("publication:created")
     try:
         con.execute("SET enable_progress_bar = false")
         kept_catalogue = pd.DataFrame(columns=list(CATALOGUE_COLUMNS))
@@ -296,6 +298,7 @@ def write_release(
                 if derive_columns is not None:
                     df = derive_columns(name, df, out.protected, reference)
                 _create_from_df(con, name, df, _count_table_types(df))
+                checkpoint(f"publication:table:{name}")
             for row in out.catalogue_rows:
                 catalogue_rows.append({**row, "release_id": release_id, "published_at": published_at})
             s = out.summary
@@ -322,6 +325,7 @@ def write_release(
             [kept_catalogue, pd.DataFrame(catalogue_rows)], ignore_index=True
         ) if len(kept_catalogue) else pd.DataFrame(catalogue_rows)
         _create_from_df(con, "catalogue", catalogue, CATALOGUE_COLUMNS)
+        checkpoint("publication:catalogue")
         runs = pd.concat([kept_runs, pd.DataFrame(run_rows)], ignore_index=True) if len(kept_runs) else pd.DataFrame(run_rows)
         _create_from_df(con, "runs", runs, RUNS_COLUMNS)
         con.execute(
@@ -329,15 +333,19 @@ def write_release(
             "?::VARCHAR AS previous_release_id, ?::VARCHAR[] AS pipelines_refreshed, ?::VARCHAR AS code_version",
             [release_id, published_at, previous.stem if previous else None, sorted(refreshed), code_version()],
         )
+        checkpoint("publication:before-checkpoint")
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
         tmp.unlink(missing_ok=True)
         raise
     con.close()
+    checkpoint("publication:closed")
     _fsync(tmp)
     os.replace(tmp, final)
+    checkpoint("publication:renamed")
     switch_to(db_link, final)
+    checkpoint("publication:switched")
     prune_releases(db_link, keep)
     return release_id
 
@@ -348,6 +356,7 @@ def switch_to(db_link: Path, release_file: Path) -> None:
     tmp_link = db_link.with_name(f".{db_link.name}.{secrets.token_hex(4)}.link")
     target = os.path.relpath(release_file, db_link.parent)
     os.symlink(target, tmp_link)
+    checkpoint("publication:link-made")
     os.replace(tmp_link, db_link)
     _fsync_dir(db_link.parent)
 

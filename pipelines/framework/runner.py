@@ -25,6 +25,7 @@ import duckdb
 import pandas as pd
 
 from . import cubes, geography, population, publication, staging
+from .faults import checkpoint
 from .codelists import load_code_list
 from .disclosure import gate
 from .disclosure.policy import Policy, load_policy
@@ -128,12 +129,14 @@ def run_one(
             hasher.start()
         con = _connect(tmpdir)
         try:
+            checkpoint(f"{spec.name}:start")
             progress(f"{spec.name}: reading and checking {input_path.name}")
             geography.load_lookups(con, pack)
             staging.register_helpers(con, key)
             code_lists = {name: load_code_list(path) for name, path in spec.code_lists.items()}
             opened = open_extract(con, input_path, spec.schema)
             staged = staging.stage(con, spec, opened, code_lists)
+            checkpoint(f"{spec.name}:staged")
             summary.rows_read = staged.rows_read
             summary.rows_rejected = staged.rejected
             summary.reject_examples = staged.reject_examples
@@ -145,6 +148,7 @@ def run_one(
             extract_date = staging.extract_date(con)
             progress(f"{spec.name}: aggregating {staged.accepted:,} records into {len(spec.tables)} tables")
             draft = cubes.build_release(con, spec, areas, members, first, last, complete_from, complete_to, extract_date)
+            checkpoint(f"{spec.name}:cubes")
         finally:
             con.close()
         policy_for = policy
@@ -153,6 +157,7 @@ def run_one(
         previous = publication.previous_tables(db, spec.name)
         protected = gate.protect(draft, policy_for, previous=previous or None, progress=lambda s: progress(f"{spec.name}: {s}"))
         gate_seconds = time.perf_counter() - t0
+        checkpoint(f"{spec.name}:gated")
         summary.tables_published = len(protected.tables)
         summary.cells_published = sum(len(df) for df in protected.tables.values())
         summary.cells_suppressed = sum(int(df["count"].isna().sum()) for df in protected.tables.values())
@@ -261,6 +266,7 @@ def run_pipelines(
         )
     result = RunResult(release_id="", db=db)
     with publication.publication_lock(db, wait_seconds):
+        checkpoint("locked")
         outputs = []
         for spec in specs:
             policy = load_policy(policy_name or spec.policy)
@@ -275,5 +281,6 @@ def run_pipelines(
             interventions=interventions_table(),
         )
         result.release_id = publication.write_release(db, outputs, reference)
+        checkpoint("published")
     result.seconds = time.perf_counter() - t_start
     return result

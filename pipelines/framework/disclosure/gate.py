@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..faults import checkpoint
 from ..release import DraftRelease, GateReport, ProtectedRelease
 from .meta import TableMeta
 from .policy import Policy
@@ -78,9 +79,11 @@ def protect(
         out = df.drop(columns=["count"]).copy()
         out["count"] = pd.array(np.where(np.isnan(values), pd.NA, values), dtype="Int64")
         published[name] = out
+    checkpoint("gate:suppressed")
     if progress:
         progress("audit")
     result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous)
+    checkpoint("gate:audited")
     if not result.passed:
         raise DisclosureError(result.failure_message())
     elapsed = time.perf_counter() - started
