@@ -1,0 +1,72 @@
+"""The outcomes dashboard: `outcomes serve` runs `streamlit run dashboard/app.py`.
+
+Each script run resolves the publication path once (``frame.begin_run``) and
+every page reads from that one release file. A small fragment re-checks the
+path every few seconds; when a new release has been published (the symlink
+switched) it reruns the whole app, which then reads the new file.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # `streamlit run dashboard/app.py` from a plain checkout
+    sys.path.insert(0, str(HERE.parent))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import frame, queries  # noqa: E402
+
+REFRESH_EVERY = timedelta(seconds=3)
+
+
+def _favicon():
+    """A plain local favicon: icons named like ':material/x:' or emoji are
+    fetched from a CDN by the browser, which council networks block."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle((0, 0, 31, 31), radius=6, fill=(0, 114, 178, 255))
+    for i, h in enumerate((10, 18, 24)):
+        d.rectangle((6 + i * 8, 28 - h, 11 + i * 8, 27), fill=(255, 255, 255, 255))
+    return img
+
+
+st.set_page_config(page_title="Place-based outcomes", page_icon=_favicon(), layout="wide")
+
+PAGES = HERE / "pages"
+pages = [
+    st.Page(PAGES / "overview.py", title="Place overview", icon=":material/dashboard:", default=True),
+    st.Page(PAGES / "trends.py", title="Trends", icon=":material/show_chart:"),
+    st.Page(PAGES / "compare.py", title="Compare areas", icon=":material/leaderboard:"),
+    st.Page(PAGES / "map.py", title="Map", icon=":material/map:"),
+    st.Page(PAGES / "early_years.py", title="Early years", icon=":material/child_care:"),
+]
+if (PAGES / "evidence.py").exists():
+    pages.append(st.Page(PAGES / "evidence.py", title="Evidence of benefit", icon=":material/science:"))
+pages.append(st.Page(PAGES / "governance.py", title="Data and governance", icon=":material/policy:"))
+
+
+@st.fragment(run_every=REFRESH_EVERY)
+def _watch_for_new_release(key_at_start: str | None) -> None:
+    """Rerun the app when the publication now points at another file."""
+    path = queries.resolve_release_file()
+    try:
+        now = queries.release_key(path) if path is not None else None
+    except OSError:
+        now = None
+    if now != key_at_start:
+        st.rerun(scope="app")
+
+
+nav = st.navigation(pages)
+with frame.begin_run() as rel:
+    with st.sidebar:
+        if rel is not None:
+            st.caption(f"Showing release {frame.md(rel.release_id)}  \npublished {rel.published_at:%d %b %Y %H:%M} UTC")
+        _watch_for_new_release(rel.key if rel is not None else None)
+    nav.run()

@@ -1,0 +1,530 @@
+"""Indicators: what the catalogue publishes, and the figures derived from it.
+
+An *indicator* here is one published measure (e.g. alcohol-related A&E
+attendances) with the tables that publish it at different grains. Derived
+figures (rates per 100,000, proportions, confidence intervals, comparisons,
+trends) are computed ONLY from the published (rounded, suppressed) counts,
+always with :mod:`pipelines.stats`; nothing here re-implements a statistic.
+
+Pure functions (DataFrames in, DataFrames out) except :func:`load_series`
+and friends, which read through :mod:`dashboard.queries`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pipelines import stats
+
+from . import queries
+
+LEVEL_NAMES = {
+    "place": "Greater Manchester (place)",
+    "la": "Borough",
+    "locality": "Locality",
+    "ward": "Ward",
+    "msoa": "MSOA (neighbourhood)",
+    "lsoa": "LSOA (small area)",
+    "catchment": "Children's-centre catchment",
+}
+LEVEL_ORDER = ["place", "la", "locality", "catchment", "ward", "msoa", "lsoa"]
+PERIOD_NAMES = {"month": "month", "quarter": "quarter", "financial_year": "financial year", "year": "year"}
+PERIODS_PER_YEAR = {"month": 12, "quarter": 4, "financial_year": 1, "year": 1}
+
+# statistic codes
+COUNT, RATE, PROPORTION = "count", "rate", "proportion"
+
+STATUS_OK = "shown"
+STATUS_SUPPRESSED = "suppressed"
+STATUS_NO_DENOM = "no population denominator"
+STATUS_DENOM_SUPPRESSED = "denominator suppressed"
+STATUS_NOT_COMPUTED = "not computed (rounded numerator exceeds rounded denominator)"
+
+
+@dataclass(frozen=True)
+class Indicator:
+    pipeline: str
+    measure: str
+    label: str
+    unit: str
+    polarity: str
+    denominator: str
+    subset_of: str | None
+    source: str
+    coverage: str
+    description: str
+    tables: tuple[dict, ...] = field(default_factory=tuple, repr=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.pipeline}.{self.measure}"
+
+    @property
+    def has_population_denominator(self) -> bool:
+        return "population" in (self.denominator or "").lower()
+
+    def levels(self) -> list[str]:
+        found = {lvl for t in self.tables for lvl in t["area_levels"]}
+        return [lvl for lvl in LEVEL_ORDER if lvl in found]
+
+    def tables_at(self, level: str) -> list[dict]:
+        return [t for t in self.tables if level in t["area_levels"]]
+
+    def table_at(self, level: str, period_kind: str | None = None, finest: bool = True) -> dict | None:
+        """The table publishing this indicator at ``level`` (optionally of one
+        period kind); by default the one with the finest periods."""
+        rank = {"month": 0, "quarter": 1, "financial_year": 2, "year": 3}
+        cands = [t for t in self.tables_at(level) if period_kind is None or t["period_kind"] == period_kind]
+        if not cands:
+            return None
+        cands.sort(key=lambda t: rank.get(t["period_kind"], 9), reverse=not finest)
+        return cands[0]
+
+    def additive_over_periods(self, table: dict) -> bool:
+        return "period" in (table.get("additive_over") or [])
+
+
+def _measure_label(titles: list[str], measure: str) -> str:
+    heads = {t.split(": ", 1)[0] for t in titles if ": " in t}
+    if len(heads) == 1 and all(": " in t for t in titles):
+        return heads.pop()
+    return measure.replace("_", " ").capitalize()
+
+
+def indicators(cat: pd.DataFrame) -> list[Indicator]:
+    """Indicators of a release, in catalogue order (count tables only)."""
+    counts = cat[cat["kind"] == "count"]
+    out = []
+    for (pipeline, measure), g in counts.groupby(["pipeline", "measure"], sort=False):
+        rows = tuple(r._asdict() if hasattr(r, "_asdict") else dict(r) for _, r in g.iterrows())
+        first = rows[0]
+        out.append(Indicator(
+            pipeline=str(pipeline), measure=str(measure),
+            label=_measure_label([str(r["title"]) for r in rows], str(measure)),
+            unit=str(first.get("unit") or "count"), polarity=str(first.get("polarity") or "none"),
+            denominator=str(first.get("denominator") or ""),
+            subset_of=(first.get("subset_of") or None) if isinstance(first.get("subset_of"), str) else None,
+            source=str(first.get("source") or ""), coverage=str(first.get("coverage") or ""),
+            description=str(first.get("description") or ""), tables=rows,
+        ))
+    return out
+
+
+def parent_indicator(ind: Indicator, inds: list[Indicator]) -> Indicator | None:
+    """The indicator ``ind`` is a subset of, when a proportion of it makes
+    sense (same pipeline and same unit, e.g. alcohol attendances of all
+    attendances)."""
+    if not ind.subset_of:
+        return None
+    for other in inds:
+        if other.pipeline == ind.pipeline and other.measure == ind.subset_of and other.unit == ind.unit:
+            return other
+    return None
+
+
+def statistics_for(ind: Indicator, inds: list[Indicator]) -> list[str]:
+    out = [COUNT]
+    if ind.has_population_denominator:
+        out.append(RATE)
+    if parent_indicator(ind, inds) is not None:
+        out.append(PROPORTION)
+    return out
+
+
+def statistic_label(stat: str, ind: Indicator, inds: list[Indicator], period_kind: str = "",
+                    annualised: bool = True) -> str:
+    if stat == RATE:
+        per = PERIOD_NAMES.get(period_kind, "period")
+        if period_kind in ("month", "quarter"):
+            return ("Rate per 100,000 population, annualised" if annualised
+                    else f"Rate per 100,000 population per {per}")
+        return "Rate per 100,000 population"
+    if stat == PROPORTION:
+        parent = parent_indicator(ind, inds)
+        return f"% of {parent.label.lower() if parent else 'parent'}"
+    return f"Count of {ind.unit} (rounded)"
+
+
+def policy_of(ind: Indicator) -> dict | None:
+    for t in ind.tables:
+        p = queries.policy_of(t)
+        if p:
+            return p
+    return None
+
+
+def extract_date(ind: Indicator) -> pd.Timestamp | None:
+    for t in ind.tables:
+        m = re.search(r"extract date (\d{4}-\d{2}-\d{2})", str(t.get("notes") or ""))
+        if m:
+            return pd.Timestamp(m.group(1))
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Period labels
+# ---------------------------------------------------------------------------
+
+def period_label(start: pd.Timestamp, kind: str) -> str:
+    start = pd.Timestamp(start)
+    if kind == "month":
+        return start.strftime("%b %Y")
+    if kind == "financial_year":
+        return f"{start.year}/{str(start.year + 1)[-2:]}"
+    if kind == "quarter":
+        fy = start.year if start.month >= 4 else start.year - 1
+        q = ((start.month - 4) % 12) // 3 + 1
+        return f"Q{q} {fy}/{str(fy + 1)[-2:]}"
+    return str(start.date())
+
+
+def population_year(start: pd.Series) -> pd.Series:
+    """The mid-year estimate used for a period: the calendar year in which
+    the period starts (for a financial year, the mid-year of its first half)."""
+    return pd.to_datetime(start).dt.year.astype("int64")
+
+
+# ---------------------------------------------------------------------------
+# Deriving values from published counts (pure)
+# ---------------------------------------------------------------------------
+
+def derive_values(
+    df: pd.DataFrame,
+    statistic: str,
+    *,
+    denominator: pd.Series | None = None,
+    denominator_status: pd.Series | None = None,
+    multiplier: float = 100_000,
+) -> pd.DataFrame:
+    """Add ``value``, ``lower``, ``upper`` (95% CI) and ``status`` to ``df``.
+
+    ``df`` has a ``count`` column (NA = suppressed). ``denominator``: the
+    population (for ``rate``) or the parent count (for ``proportion``),
+    aligned with ``df``; NA where there is none. CIs: count - exact Poisson /
+    Byar's (:func:`pipelines.stats.count_ci`); rate - :func:`rate_ci`;
+    proportion - Wilson (:func:`proportion_ci`, as a percentage).
+    """
+    out = df.copy()
+    x = out["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    status = np.where(np.isnan(x), STATUS_SUPPRESSED, STATUS_OK).astype(object)
+    value = np.full(len(out), np.nan)
+    lower = np.full(len(out), np.nan)
+    upper = np.full(len(out), np.nan)
+    if statistic == COUNT:
+        ok = ~np.isnan(x)
+        if ok.any():
+            r = stats.count_ci(x[ok])
+            value[ok], lower[ok], upper[ok] = r.value, r.lower, r.upper
+        out["denominator"] = np.nan
+    else:
+        if denominator is None:
+            n = np.full(len(out), np.nan)
+        else:
+            n = pd.Series(denominator).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        if statistic == RATE:
+            status = np.where(~np.isnan(x) & (np.isnan(n) | (n <= 0)), STATUS_NO_DENOM, status)
+            ok = ~np.isnan(x) & ~np.isnan(n) & (n > 0)
+            if ok.any():
+                r = stats.rate_ci(x[ok], n[ok], multiplier=multiplier)
+                value[ok], lower[ok], upper[ok] = r.value, r.lower, r.upper
+        elif statistic == PROPORTION:
+            dstat = (np.asarray(denominator_status, dtype=object) if denominator_status is not None
+                     else np.where(np.isnan(n), STATUS_DENOM_SUPPRESSED, STATUS_OK))
+            status = np.where(~np.isnan(x) & np.isnan(n), dstat, status)
+            status = np.where(~np.isnan(x) & ~np.isnan(n) & ((x > n) | (n <= 0)), STATUS_NOT_COMPUTED, status)
+            ok = ~np.isnan(x) & ~np.isnan(n) & (n > 0) & (x <= n)
+            if ok.any():
+                r = stats.proportion_ci(x[ok], n[ok], multiplier=100)
+                value[ok], lower[ok], upper[ok] = r.value, r.lower, r.upper
+        else:
+            raise ValueError(f"unknown statistic {statistic!r}")
+        out["denominator"] = n
+    out["value"] = value
+    out["lower"] = lower
+    out["upper"] = upper
+    out["status"] = status
+    return out
+
+
+def aggregate_financial_years(df: pd.DataFrame) -> pd.DataFrame:
+    """Sum monthly counts (additive over periods only!) into financial years.
+
+    A year is published only when all 12 months are present and none is
+    suppressed; it is provisional when any month is. Columns as the input.
+    """
+    if df.empty:
+        return df.copy()
+    d = df.copy()
+    ps = pd.to_datetime(d["period_start"])
+    fy = np.where(ps.dt.month >= 4, ps.dt.year, ps.dt.year - 1)
+    d["_fy"] = fy
+    g = d.groupby(["area_code", "_fy"], sort=True)
+    agg = g.agg(
+        months=("count", "size"),
+        missing=("count", lambda s: int(s.isna().sum())),
+        total=("count", lambda s: s.sum(min_count=1)),
+        provisional=("provisional", "any"),
+    ).reset_index()
+    agg = agg[agg["months"] == 12]
+    agg["count"] = pd.array(np.where(agg["missing"] > 0, pd.NA, agg["total"]), dtype="Int64")
+    agg["period_start"] = pd.to_datetime(agg["_fy"].astype(str) + "-04-01")
+    agg["period_end"] = pd.to_datetime((agg["_fy"] + 1).astype(str) + "-03-31")
+    return agg[["area_code", "period_start", "period_end", "provisional", "count"]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# Reading series for an indicator (through the cached queries)
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Series:
+    """Derived values for every area of one level, all periods."""
+
+    data: pd.DataFrame  # area_code, area_name, period_start, period_end, provisional, count, denominator, value, lower, upper, status, period
+    table: dict
+    statistic: str
+    period_kind: str
+    multiplier: float
+    value_label: str
+    notes: list[str]
+
+
+def _with_population(key: str, df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    pop = queries.population_totals(key).set_index(["area_code", "year"])
+    idx = pd.MultiIndex.from_arrays([df["area_code"].to_numpy(object),
+                                     population_year(df["period_start"]).to_numpy()])
+    m = pop.reindex(idx)
+    return (pd.Series(m["population"].to_numpy(dtype=float, na_value=np.nan), dtype="Float64"),
+            pd.Series(m["estimate_year"].to_numpy(dtype=float, na_value=np.nan)))
+
+
+def _align(df: pd.DataFrame, other: pd.DataFrame) -> pd.Series:
+    """``other``'s count for each (area_code, period_start) of ``df``."""
+    o = other.set_index(["area_code", "period_start"])["count"]
+    o = o[~o.index.duplicated()]
+    idx = pd.MultiIndex.from_arrays([df["area_code"].to_numpy(object), df["period_start"].to_numpy()])
+    return pd.Series(o.reindex(idx).to_numpy(dtype=float, na_value=np.nan), dtype="Float64")
+
+
+def indicators_of(key: str) -> list[Indicator]:
+    """The indicators of a release (cached per release)."""
+    return _indicators_cached(key)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _indicators_cached(key: str) -> list[Indicator]:
+    return indicators(queries.catalogue(key))
+
+
+def load_series(
+    key: str,
+    ind: Indicator,
+    inds: list[Indicator],
+    level: str,
+    statistic: str,
+    *,
+    period_kind: str | None = None,
+    annualised: bool = True,
+    sex: str = "All",
+    age_band: str = "All",
+    table: dict | None = None,
+) -> Series | None:
+    """Values of ``ind`` for all areas of ``level``. None if not published there.
+
+    When ``period_kind`` is given but no table has it, monthly counts that add
+    up over periods are summed into financial years
+    (:func:`aggregate_financial_years`). Cached per release and arguments."""
+    return _series_cached(key, ind.id, level, statistic, period_kind, annualised, sex, age_band,
+                          table["table_name"] if table is not None else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _series_cached(key: str, ind_id: str, level: str, statistic: str, period_kind: str | None,
+                   annualised: bool, sex: str, age_band: str, table_name: str | None) -> Series | None:
+    inds = indicators_of(key)
+    ind = next((i for i in inds if i.id == ind_id), None)
+    if ind is None:
+        return None
+    table = next((t for t in ind.tables if t["table_name"] == table_name), None) if table_name else None
+    return _load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised,
+                        sex=sex, age_band=age_band, table=table)
+
+
+def _load_series(
+    key: str,
+    ind: Indicator,
+    inds: list[Indicator],
+    level: str,
+    statistic: str,
+    *,
+    period_kind: str | None = None,
+    annualised: bool = True,
+    sex: str = "All",
+    age_band: str = "All",
+    table: dict | None = None,
+) -> Series | None:
+    notes: list[str] = []
+    aggregated = False
+    if table is None:
+        table = ind.table_at(level, period_kind) if period_kind else ind.table_at(level)
+        if table is None and period_kind == "financial_year":
+            monthly = ind.table_at(level, "month")
+            if monthly is not None and ind.additive_over_periods(monthly):
+                table, aggregated = monthly, True
+                notes.append("financial-year counts summed from published monthly counts "
+                             "(a year with any suppressed month is not shown)")
+    if table is None:
+        return None
+    df = queries.level_counts(key, table["table_name"], level, sex, age_band)
+    kind = table["period_kind"]
+    if aggregated:
+        df = aggregate_financial_years(df)
+        kind = "financial_year"
+    multiplier = 100_000.0
+    denominator = None
+    if statistic == RATE:
+        denominator, est_year = _with_population(key, df)
+        if kind in ("month", "quarter"):
+            if annualised:
+                multiplier *= PERIODS_PER_YEAR[kind]
+                notes.append(f"rates are annualised: the {PERIOD_NAMES[kind]}ly rate x {PERIODS_PER_YEAR[kind]}")
+            else:
+                notes.append(f"rates are per {PERIOD_NAMES[kind]} (not annualised)")
+        est = est_year.to_numpy(float)
+        later = ~np.isnan(est) & (population_year(df["period_start"]).to_numpy() != est)
+        if later.any():
+            notes.append("for periods after the latest population estimate the latest estimate is used")
+    elif statistic == PROPORTION:
+        parent = parent_indicator(ind, inds)
+        ptable = None
+        if parent is not None:
+            suffix = table["table_name"].split("__")[-1]
+            ptable = next((t for t in parent.tables if t["period_kind"] == table["period_kind"]
+                           and level in t["area_levels"] and t["table_name"].split("__")[-1] == suffix), None)
+        if ptable is None:
+            return None
+        pdf = queries.level_counts(key, ptable["table_name"], level, sex, age_band)
+        if aggregated:
+            pdf = aggregate_financial_years(pdf)
+        denominator = _align(df, pdf)
+    out = derive_values(df, statistic, denominator=denominator, multiplier=multiplier)
+    names = queries.areas(key).drop_duplicates("area_code").set_index("area_code")["area_name"]
+    out["area_name"] = out["area_code"].map(names).fillna(out["area_code"])
+    labels = {p: period_label(p, kind) for p in out["period_start"].unique()}
+    out["period"] = out["period_start"].map(labels)
+    return Series(out, table, statistic, kind, multiplier,
+                  statistic_label(statistic, ind, inds, kind, annualised), notes)
+
+
+def comparator_area(key: str, level: str, area_codes: list[str] | None = None) -> tuple[str, str] | None:
+    """The comparator for areas of ``level``: the place for boroughs (and
+    the place itself), the parent borough for areas within a borough."""
+    ar = queries.areas(key)
+    place = ar[ar["area_level"] == "place"]
+    if level in ("la", "place"):
+        if place.empty:
+            return None
+        r = place.iloc[0]
+        return str(r["area_code"]), str(r["area_name"])
+    sub = ar[ar["area_level"] == level]
+    if area_codes:
+        sub = sub[sub["area_code"].isin(area_codes)]
+    parents = sub["parent_la"].dropna().unique()
+    if len(parents) == 1:
+        la = ar[ar["area_code"] == parents[0]]
+        if not la.empty:
+            return str(la.iloc[0]["area_code"]), str(la.iloc[0]["area_name"])
+    if place.empty:
+        return None
+    r = place.iloc[0]
+    return str(r["area_code"]), str(r["area_name"])
+
+
+def comparator_series(
+    key: str, ind: Indicator, inds: list[Indicator], series: Series, comparator: tuple[str, str],
+    *, annualised: bool = True, sex: str = "All", age_band: str = "All",
+) -> pd.DataFrame | None:
+    """The comparator area's values with the same statistic and periods as ``series``."""
+    code, _name = comparator
+    ar = queries.areas(key)
+    lvl = ar.loc[ar["area_code"] == code, "area_level"]
+    if lvl.empty:
+        return None
+    lvl = str(lvl.iloc[0])
+    # the same table first (e.g. ward tables that also carry the borough)
+    if lvl in series.table["area_levels"] and not (series.period_kind == "financial_year"
+                                                   and series.table["period_kind"] == "month"):
+        s = load_series(key, ind, inds, lvl, series.statistic, annualised=annualised, sex=sex,
+                        age_band=age_band, table=series.table)
+    else:
+        s = load_series(key, ind, inds, lvl, series.statistic, period_kind=series.period_kind,
+                        annualised=annualised, sex=sex, age_band=age_band)
+    if s is None or s.period_kind != series.period_kind:
+        return None
+    return s.data[s.data["area_code"] == code].reset_index(drop=True)
+
+
+def compare(values: pd.DataFrame, benchmark: pd.DataFrame, polarity: str) -> pd.Series:
+    """Better/Similar/Worse (or Higher/Similar/Lower) for each row of
+    ``values`` against the comparator's value in the same period
+    (:func:`pipelines.stats.compare_to_benchmark`)."""
+    b = values[["period_start"]].merge(
+        benchmark[["period_start", "value"]].rename(columns={"value": "_b"}), on="period_start", how="left")["_b"]
+    res = stats.compare_to_benchmark(values["lower"].to_numpy(float), values["upper"].to_numpy(float),
+                                     b.to_numpy(float), polarity=polarity if polarity in
+                                     ("lower_is_better", "higher_is_better") else "none")
+    res = np.asarray(res, dtype=object)
+    res = np.where(values["status"].to_numpy() == STATUS_SUPPRESSED, "Suppressed", res)
+    return pd.Series(res, index=values.index)
+
+
+def trend(series_rows: pd.DataFrame, statistic: str, multiplier: float, n_points: int = 5) -> stats.TrendResult:
+    """Fingertips recent-trend marker over the last ``n_points`` complete
+    (non-provisional) periods of one area (:func:`pipelines.stats.trend_test`)."""
+    d = series_rows.sort_values("period_start")
+    d = d[~d["provisional"]]
+    x = d["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    if statistic == RATE:
+        n = d["denominator"].to_numpy(float)
+        return stats.trend_test(x, n, statistic="rate", multiplier=multiplier, n_points=n_points)
+    if statistic == PROPORTION:
+        n = d["denominator"].to_numpy(float)
+        return stats.trend_test(x, n, statistic="proportion", n_points=n_points)
+    return stats.trend_test(x, np.ones_like(x), statistic="rate", n_points=n_points,
+                            values=d["value"].to_numpy(float), lower=d["lower"].to_numpy(float),
+                            upper=d["upper"].to_numpy(float))
+
+
+def change_vs_year_earlier(rows: pd.DataFrame, period_kind: str) -> dict:
+    """Latest period against the same period a year earlier for one area:
+    rate ratio with exact CI (:func:`pipelines.stats.before_after`), using the
+    population as person-time when there is one."""
+    d = rows.sort_values("period_start")
+    if d.empty:
+        return {"ok": False, "reason": "no data"}
+    last = d.iloc[-1]
+    target = pd.Timestamp(last["period_start"]) - pd.DateOffset(years=1)
+    prev = d[d["period_start"] == target]
+    base = {"period": last["period"], "provisional": bool(last["provisional"]),
+            "previous_period": period_label(target, period_kind)}
+    if prev.empty:
+        return {**base, "ok": False, "reason": "no figure for the same period a year earlier"}
+    prev = prev.iloc[0]
+    if pd.isna(last["count"]) or pd.isna(prev["count"]):
+        return {**base, "ok": False, "reason": "suppressed, so no comparison"}
+    pa = last.get("denominator")
+    pb = prev.get("denominator")
+    use_pop = pa is not None and pb is not None and not pd.isna(pa) and not pd.isna(pb) and pa > 0 and pb > 0
+    ta, tb = (float(pa), float(pb)) if use_pop else (1.0, 1.0)
+    if float(prev["count"]) == 0 and float(last["count"]) == 0:
+        return {**base, "ok": False, "reason": "zero in both periods"}
+    r = stats.before_after(float(prev["count"]), tb, float(last["count"]), ta)
+    sig = bool(r.lower > 1 or r.upper < 1)
+    return {**base, "ok": True, "ratio": float(r.ratio), "lower": float(r.lower), "upper": float(r.upper),
+            "p_value": float(r.p_value), "significant": sig,
+            "basis": "rate" if use_pop else "count"}

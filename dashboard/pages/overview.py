@@ -1,0 +1,148 @@
+"""Place overview: headline tiles for each indicator, for the place and one borough."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import controls, frame, queries
+from dashboard import indicators as I
+
+rel = frame.release()
+frame.header("Place overview", rel,
+             "The latest period of each indicator for Greater Manchester and a borough, with the change from "
+             "the same period a year earlier and the last two years as a sparkline.")
+key = rel.key
+cat = queries.catalogue(key)
+inds = I.indicators_of(key)
+ar = queries.areas(key)
+
+# --- when the data were last refreshed -------------------------------------
+runs = queries.runs(key)
+runs_ok = runs[runs["action"] == "run"] if "action" in runs else runs
+latest_runs = runs_ok.sort_values("finished_at").groupby("pipeline").tail(1)
+refreshed = []
+for _, r in latest_runs.sort_values("pipeline").iterrows():
+    ind = next((i for i in inds if i.pipeline == r["pipeline"]), None)
+    ext = I.extract_date(ind) if ind else None
+    refreshed.append(f"{frame.md(r['pipeline'])}: {pd.Timestamp(r['finished_at']):%d %b %Y %H:%M}"
+                     + (f" (extract to {ext:%d %b %Y})" if ext is not None else ""))
+st.markdown(f"**Last refreshed**: release published {rel.published_at:%d %b %Y %H:%M} UTC. "
+            "Pipelines last ran: " + "; ".join(refreshed) + ".")
+
+las = ar[ar["area_level"] == "la"].sort_values("area_name")
+place = ar[ar["area_level"] == "place"]
+default_la = controls.default_borough(key)
+la_codes = las["area_code"].tolist()
+la_names = dict(zip(las["area_code"], las["area_name"]))
+borough = st.selectbox("Borough", la_codes, index=la_codes.index(default_la) if default_la in la_codes else 0,
+                       format_func=lambda c: la_names.get(c, c), key="overview_borough")
+names = dict(zip(ar["area_code"], ar["area_name"]))
+tile_areas = ([(str(place.iloc[0]["area_code"]), "place")] if len(place) else []) + [(borough, "la")]
+
+frame.legend([I.policy_of(i) for i in inds], rates=True)
+
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def tile(key: str, ind_id: str, code: str, level: str) -> dict | None:
+    """Everything one tile shows (cached per release, indicator and area)."""
+    inds = I.indicators_of(key)
+    ind = next(i for i in inds if i.id == ind_id)
+    stat = I.RATE if ind.has_population_denominator else I.COUNT
+    s = I.load_series(key, ind, inds, level, stat) if level in ind.levels() else None
+    d = s.data[s.data["area_code"] == code].sort_values("period_start") if s is not None else pd.DataFrame()
+    if d.empty:
+        return None
+    last = d.iloc[-1]
+    ch = I.change_vs_year_earlier(d, s.period_kind)
+    recent = d.tail(24)
+    unit = s.value_label if stat == I.RATE else f"{ind.unit} (rounded)"
+    if pd.isna(last["value"]):
+        value = str(last["status"])
+    elif stat == I.RATE:
+        value = f"{last['value']:,.1f}"
+    else:
+        value = f"{int(last['count']):,}"
+    return {
+        "value": value, "unit": unit, "change": ch, "period_kind": s.period_kind,
+        "spark": [float("nan") if pd.isna(v) else float(v) for v in recent["value"]],
+        "last": {k: last[k] for k in ("period", "provisional", "count", "value", "lower", "upper", "status")},
+        "recent": recent[["period", "provisional", "count", "value", "status"]].reset_index(drop=True),
+    }
+
+
+rows, spark_rows = [], []
+for ind in inds:
+    if not any(lv in ind.levels() for lv in ("place", "la")):
+        continue
+    st.subheader(frame.md(ind.label), divider="gray")
+    frame.coverage_note(ind)
+    cols = st.columns(len(tile_areas))
+    for col, (code, level) in zip(cols, tile_areas):
+        name = names.get(code, code)
+        t = tile(key, ind.id, code, level)
+        with col:
+            if t is None:
+                st.metric(frame.md(name), "not published",
+                          help="This indicator is not published for this area (outside the source's coverage).",
+                          border=True)
+                rows.append({"indicator": ind.label, "area": name, "period": "", "status": "not published"})
+                continue
+            last, ch, unit = t["last"], t["change"], t["unit"]
+            if ch.get("ok"):
+                pct = (ch["ratio"] - 1) * 100
+                sig = "significant" if ch["significant"] else "not significant"
+                delta = f"{pct:+.1f}% vs {ch['previous_period']} ({sig})"
+                if not ch["significant"] or ind.polarity == "none":
+                    delta_colour = "off"
+                else:
+                    delta_colour = "inverse" if ind.polarity == "lower_is_better" else "normal"
+            else:
+                delta, delta_colour = f"no comparison: {ch.get('reason', '')}", "off"
+            prov = " (provisional)" if last["provisional"] else ""
+            count_txt = frame.fmt_count(last["count"])
+            has_spark = any(v == v for v in t["spark"])
+            st.metric(
+                f"{frame.md(name)}, {frame.md(last['period'])}{prov}",
+                t["value"], delta=delta if ch.get("ok") else None, delta_color=delta_colour,
+                chart_data=t["spark"] if has_spark else None, chart_type="line", border=True,
+                help=f"{unit}. Count {count_txt}. Change: rate ratio with exact 95% CI "
+                     f"(before/after test); sparkline: the last {len(t['spark'])} "
+                     f"{I.PERIOD_NAMES[t['period_kind']]}s.",
+            )
+            st.caption(f"{frame.md(unit)}; count {count_txt}"
+                       + ("" if ch.get("ok") else f"; {frame.md(delta)}"))
+            rows.append({
+                "indicator": ind.label, "area": name, "period": last["period"],
+                "provisional": bool(last["provisional"]), "count (rounded)": count_txt,
+                "statistic": unit, "value": frame.value_text(last),
+                "lower 95% CI": frame.fmt_num(last["lower"]), "upper 95% CI": frame.fmt_num(last["upper"]),
+                "compared with": ch.get("previous_period", ""),
+                "change %": frame.fmt_num((ch["ratio"] - 1) * 100) if ch.get("ok") else "",
+                "ratio 95% CI": (f"{ch['lower']:.2f} to {ch['upper']:.2f}" if ch.get("ok") else ""),
+                "p value": frame.fmt_num(ch["p_value"], 3) if ch.get("ok") else "",
+                "significance": ("significant" if ch["significant"] else "not significant") if ch.get("ok")
+                else ch.get("reason", ""),
+                "status": str(last["status"]),
+            })
+            r = t["recent"]
+            spark_rows.append(pd.DataFrame({
+                "indicator": ind.label, "area": name, "period": r["period"], "provisional": r["provisional"],
+                "count (rounded)": [frame.fmt_count(v) for v in r["count"]], "statistic": unit,
+                "value": [frame.value_text(x) for _, x in r.iterrows()]}))
+
+st.subheader("Tables behind the tiles", divider="gray")
+summary = (f"{len(rows)} tiles for {len(tile_areas)} areas. Each tile shows the latest period, the change from the "
+           "same period a year earlier (significant when the 95% CI of the ratio excludes 1) and a sparkline of "
+           "the last two years.")
+st.caption(summary)
+tab1, tab2 = st.tabs(["Headline figures", "Sparkline data"])
+with tab1:
+    shown = frame.with_release(pd.DataFrame(rows), rel)
+    st.dataframe(shown, hide_index=True, key="overview_table")
+    frame.download(shown, rel=rel, key="overview", filename="overview_headlines")
+with tab2:
+    shown2 = frame.with_release(pd.concat(spark_rows, ignore_index=True) if spark_rows else pd.DataFrame(), rel)
+    st.dataframe(shown2, hide_index=True, key="overview_spark_table")
+    frame.download(shown2, rel=rel, key="overview_spark", filename="overview_sparklines")
