@@ -12,9 +12,18 @@ each feasible range is wide enough, in three steps:
    feasible solutions bound a target's range from inside: if the values a
    target takes in the solutions seen differ enough, its range is wide enough
    (this proves most targets at once);
-2. one min and one max solve per remaining target (exact range). Each such
-   solution is also used as a witness for the other remaining targets;
-3. for narrow targets the row duals of the min/max solves name the published
+2. for large components, two local LPs per remaining target over a small
+   neighbourhood of variables (the target's, and those of the small rows
+   touching them, two hops): the *inner* one fixes every other variable at a
+   feasible point x0 (the mean of the solutions seen), so every solution it
+   finds is feasible for the whole component and a wide enough range proves
+   the target safe; the *outer* one drops every row reaching outside the
+   neighbourhood (a relaxation), so a narrow range it finds is a real leak
+   (reported as this outer range, which contains the exact one);
+3. one min and one max solve of the whole component per target still
+   undecided (exact range). Each such solution is also used as a witness for
+   the other remaining targets;
+4. for narrow targets the row duals of the min/max solves name the published
    rows that make the range narrow (what the suppression engine relaxes).
 """
 
@@ -50,6 +59,10 @@ class ComponentLP:
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", threads)
         h.setOptionValue("random_seed", 0)
+        # re-solves only change the objective: keep the basis (no presolve) and use primal
+        # simplex, for which the previous optimal basis stays feasible
+        h.setOptionValue("presolve", "off")
+        h.setOptionValue("simplex_strategy", 4)
         lp = highspy.HighsLp()
         lp.num_col_ = self.n_cols
         lp.num_row_ = self.n_rows
@@ -127,6 +140,83 @@ def _rule_ok(lo: float, hi: float, threshold: int, width: int) -> bool:
     return integer_width(lo, hi) >= width
 
 
+def _rule_ok_meets(lo: float, hi: float, threshold: int) -> bool:
+    """True when a range known to lie inside the feasible range meets [1, threshold]."""
+    return hi >= 1 - TOL and lo <= threshold + TOL
+
+
+class _Local:
+    """Small LPs around one target row (see module docstring, step 2)."""
+
+    def __init__(self, A: sp.csr_matrix, row_lo, row_hi, x0, small_row: int = 40, max_vars: int = 400):
+        self.A = A
+        self.AC = A.tocsc()
+        self.lo = row_lo
+        self.hi = row_hi
+        self.x0 = np.maximum(x0, 0.0)
+        self.ax0 = A @ self.x0
+        self.rowlen = np.diff(A.indptr)
+        self.small_row = small_row
+        self.max_vars = max_vars
+
+    def _rows_of(self, V: np.ndarray) -> np.ndarray:
+        return np.unique(self.AC[:, V].indices)
+
+    def neighbourhood(self, r: int) -> np.ndarray:
+        V = self.A[r].indices
+        for _ in range(2):
+            R = self._rows_of(V)
+            R = R[self.rowlen[R] <= self.small_row]
+            V2 = np.unique(np.concatenate([V, self.A[R].indices]))
+            if len(V2) > self.max_vars:
+                break
+            V = V2
+        return V
+
+    def _solve(self, A, lo, hi, obj_row, chi, want_duals=False):
+        m = ComponentLP(A, lo, hi, col_hi=chi)
+        out = []
+        duals = []
+        for maximize in (False, True):
+            st, x, y = m.solve(obj_row.indices, obj_row.data, maximize)
+            if st == "optimal":
+                out.append(float((obj_row @ x)[0]))
+                if want_duals:
+                    duals.append(np.flatnonzero(np.abs(y) > 1e-9))
+            elif st == "unbounded":
+                out.append(np.inf if maximize else -np.inf)
+            else:
+                return None, None, None
+        return out[0], out[1], duals
+
+    def inner(self, r: int, V: np.ndarray):
+        R = self._rows_of(V)
+        sub = self.A[R]
+        AV = sub[:, V]
+        fixed = (sub @ self.x0) - (AV @ self.x0[V])
+        lo = self.lo[R] - fixed
+        hi = self.hi[R] - fixed
+        # tolerate round-off in x0
+        lo = np.where(np.isfinite(lo), lo - 1e-7, lo)
+        hi = np.where(np.isfinite(hi), hi + 1e-7, hi)
+        obj = self.A[r][:, V]
+        a, b, _ = self._solve(AV, lo, hi, obj, np.full(len(V), INF))
+        return a, b
+
+    def outer(self, r: int, V: np.ndarray, want_duals: bool):
+        R = self._rows_of(V)
+        sub = self.A[R]
+        keep = np.diff(sub[:, V].indptr) == np.diff(sub.indptr)   # rows entirely inside
+        R2 = R[keep]
+        if len(R2) == 0:
+            return None, None, np.zeros(0, np.int64)
+        obj = self.A[r][:, V]
+        a, b, duals = self._solve(self.A[R2][:, V], self.lo[R2], self.hi[R2], obj,
+                                  np.full(len(V), INF), want_duals)
+        rows = R2[np.unique(np.concatenate(duals))] if want_duals and duals else np.zeros(0, np.int64)
+        return a, b, rows
+
+
 def protect_ranges(
     A: sp.csr_matrix,
     row_lo: np.ndarray,
@@ -140,6 +230,7 @@ def protect_ranges(
     sweeps: int = 6,
     max_exact: int | None = None,
     exact_all: bool = False,
+    local_above: int = 3000,
 ) -> RangeResult:
     """Check the protection rule for rows ``targets`` of the system ``row_lo <= A x <= row_hi, x >= 0``."""
     A = sp.csr_matrix(A)
@@ -148,6 +239,7 @@ def protect_ranges(
     hi_seen = np.full(nt, -np.inf)
     exact = np.zeros(nt, dtype=bool)
     safe = np.zeros(nt, dtype=bool)
+    outer_leak = np.zeros(nt, dtype=bool)
     res = RangeResult(lo_seen, hi_seen, exact, safe)
     if nt == 0:
         return res
@@ -157,11 +249,15 @@ def protect_ranges(
     model = ComponentLP(A, row_lo, row_hi, col_hi=np.full(A.shape[1], cap))
     rng = np.random.default_rng(seed)
 
+    sols: list[np.ndarray] = []
+
     def witness(x: np.ndarray, which: np.ndarray) -> None:
+        if len(sols) < 50:
+            sols.append(x)
         v = AT[which] @ x
         lo_seen[which] = np.minimum(lo_seen[which], v)
         hi_seen[which] = np.maximum(hi_seen[which], v)
-        ok = np.array([integer_width(a, b) >= width for a, b in zip(lo_seen[which], hi_seen[which])], dtype=bool)
+        ok = np.floor(hi_seen[which] + TOL) - np.ceil(lo_seen[which] - TOL) + 1 >= width
         safe[which[ok]] = True
 
     undecided = np.arange(nt)
@@ -190,12 +286,36 @@ def protect_ranges(
         undecided = undecided[~safe[undecided]]
         if len(undecided) > 0.7 * before and before < 50:
             break
+    # local inner / outer LPs on large components
+    if not exact_all and A.shape[1] > local_above and len(undecided):
+        undecided = undecided[~safe[undecided]]
+        x0 = np.mean(sols, axis=0)
+        loc = _Local(A, row_lo, row_hi, x0)
+        for t in undecided:
+            r = int(targets[t])
+            V = loc.neighbourhood(r)
+            ilo, ihi = loc.inner(r, V)
+            if ilo is not None:
+                lo_seen[t] = min(lo_seen[t], ilo)
+                hi_seen[t] = max(hi_seen[t], ihi)
+                if integer_width(lo_seen[t], hi_seen[t]) >= width:
+                    safe[t] = True
+                    continue
+            olo, ohi, rows = loc.outer(r, V, want_binding)
+            if olo is not None and not _rule_ok(olo, ohi, threshold, width) \
+                    and _rule_ok_meets(lo_seen[t], hi_seen[t], threshold):
+                lo_seen[t], hi_seen[t] = olo, ohi
+                exact[t] = False
+                outer_leak[t] = True
+                if want_binding:
+                    res.binding[int(t)] = rows
+        undecided = undecided[~safe[undecided] & ~outer_leak[undecided]]
     # exact per-target ranges
     if cap is not None:
         model.set_col_upper(np.full(A.shape[1], INF))
     count = 0
     for t in (range(nt) if exact_all else list(undecided)):
-        if safe[t] and not exact_all:
+        if (safe[t] or outer_leak[t]) and not exact_all:
             continue
         if max_exact is not None and count >= max_exact:
             break

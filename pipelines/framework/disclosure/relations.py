@@ -378,8 +378,8 @@ def _build_group(gkey, ts, tslices, area_set, var_offset, eq_offset, notes):
     area_dim = _Dim("area", n_area_atoms, aptr, aidx)
     area_index = pd.Index(area_codes)
     # --- period atoms (months)
-    pers = pd.unique(pd.Series([(int(a), int(b)) for t in ts for a, b in zip(t["m0"], t["m1"])]))
-    pers = [tuple(p) for p in pers]
+    pkey = np.unique(np.concatenate([t["m0"] * 100000 + t["m1"] for t in ts]))
+    pers = [(int(k // 100000), int(k % 100000)) for k in pkey]
     mmin = min(p[0] for p in pers)
     mmax = max(p[1] for p in pers)
     p_lists = [np.arange(a - mmin, b - mmin + 1) for a, b in pers]
@@ -402,10 +402,12 @@ def _build_group(gkey, ts, tslices, area_set, var_offset, eq_offset, notes):
     tcodes = []
     for t in ts:
         codes = [area_index.get_indexer(t["area"]),
-                 np.array([period_index[(int(a), int(b))] for a, b in zip(t["m0"], t["m1"])], dtype=np.int64)]
+                 np.searchsorted(pkey, t["m0"] * 100000 + t["m1"])]
         for c in bcols:
             if c in t["bcols"]:
-                codes.append(np.array([bcodes[c][str(v)] for v in t["df"][c].astype(str)], dtype=np.int64))
+                lab_index = pd.Index(list(bcodes[c].keys()))
+                pos = lab_index.get_indexer(t["df"][c].astype(str).to_numpy(dtype=object))
+                codes.append(np.array(list(bcodes[c].values()), dtype=np.int64)[pos])
             else:
                 codes.append(np.full(len(t["df"]), bcodes[c]["All"], dtype=np.int64))
         tcodes.append(codes)
@@ -594,19 +596,17 @@ def _area_relations(t, start: int, area_dim: _Dim, area_index: pd.Index) -> list
     if not templates:
         return []
     others = ["period_start", "period_end"] + t["bcols"]
-    key = df[others].astype(str).agg("|".join, axis=1).to_numpy() if others else np.zeros(len(df), dtype=object)
-    lookup = pd.Series(np.arange(len(df)) + start, index=pd.MultiIndex.from_arrays([t["area"], key]))
-    lookup = lookup[~lookup.index.duplicated()]
+    key = df.groupby(others, sort=False, observed=True).ngroup().to_numpy()
+    nkey = int(key.max()) + 1
+    aidx = pd.Index(codes).get_indexer(t["area"])
+    grid = np.full((len(codes), nkey), -1, dtype=np.int64)
+    grid[aidx, key] = np.arange(len(df)) + start
+    pos = {c: i for i, c in enumerate(codes)}
     out = []
-    keys = pd.unique(key)
     for parent, kids in templates:
-        idx_p = lookup.reindex(pd.MultiIndex.from_arrays([np.full(len(keys), parent), keys]))
-        kid_idx = [lookup.reindex(pd.MultiIndex.from_arrays([np.full(len(keys), kc), keys])).to_numpy()
-                   for kc in kids]
-        mat = np.column_stack([idx_p.to_numpy()] + kid_idx)
-        ok = ~np.isnan(mat).any(axis=1)
-        for row in mat[ok]:
-            out.append(row.astype(np.int64))
+        mat = np.column_stack([grid[pos[parent]]] + [grid[pos[k]] for k in kids])
+        ok = (mat >= 0).all(axis=1)
+        out.extend(list(mat[ok]))
     return out
 
 

@@ -1,0 +1,204 @@
+"""Scale benchmark of secondary suppression and the LP audit.
+
+Builds one measure's hierarchical release (top area > local authorities >
+wards, every ward one LSOA) as two tables:
+
+* top + LAs + wards by month x sex (4 incl. All) x broad age band (8 incl. All),
+* LAs + wards by financial quarter, sex All, age All (linked to the first
+  through months within quarters),
+
+with Poisson counts whose means vary by ward (many small cells; fixed seed),
+then runs ``secondary_suppress`` and ``audit_release`` for sizes of about
+10^3, 10^4, 10^5 and 10^6 cells, printing time and peak memory per size and
+the fitted growth exponent (log-log slope of time against cells).
+
+    python bench/disclosure_scale.py --max-cells 100000 [--policy nhs-digital]
+
+Peak memory is the process's peak RSS growth while the size ran (psutil,
+sampled), and tracemalloc's peak of Python allocations (numpy included;
+HiGHS's own C++ allocations are only in the RSS figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.framework.disclosure.audit import audit_release  # noqa: E402
+from pipelines.framework.disclosure.meta import TableMeta  # noqa: E402
+from pipelines.framework.disclosure.policy import load_policy  # noqa: E402
+from pipelines.framework.disclosure.primary import primary_mask, round_counts  # noqa: E402
+from pipelines.framework.disclosure.secondary import secondary_suppress  # noqa: E402
+
+SIZES = {
+    # cells: (months, local authorities, wards per LA)
+    1_000: (3, 2, 3),
+    10_000: (12, 4, 5),
+    100_000: (12, 10, 25),
+    1_000_000: (24, 20, 65),
+}
+SEX = ["Female", "Male", "Other or not known"]
+AGE = ["0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+
+
+def make_release(months: int, n_la: int, wards_per_la: int, seed: int = 1):
+    """Return (true tables, meta, area_members) for one measure."""
+    rng = np.random.default_rng(seed)
+    wards = [f"W{la:03d}{w:03d}" for la in range(n_la) for w in range(wards_per_la)]
+    las = [f"LA{la:03d}" for la in range(n_la)]
+    ward_la = np.repeat(np.arange(n_la), wards_per_la)
+    am = pd.DataFrame({
+        "area_code": wards + [las[i] for i in ward_la] + ["TOP"] * len(wards),
+        "lsoa_code": wards * 3,
+    })
+    month_starts = pd.date_range("2023-04-01", periods=months, freq="MS")
+    # ward x month x sex x age fine counts: many small ones
+    base = rng.gamma(0.8, 2.5, size=len(wards))
+    sex_w = np.array([1.0, 0.9, 0.05])
+    age_w = np.array([1.2, 0.6, 0.8, 0.8, 0.9, 1.0, 1.4])
+    lam = base[:, None, None, None] * sex_w[None, None, :, None] * age_w[None, None, None, :] \
+        * np.ones((1, months, 1, 1))
+    fine = rng.poisson(lam)                                    # ward, month, sex, age
+    # aggregate to every level incl. All margins
+    def margins(arr):  # arr: area x month x sex x age -> area x month x 4 x 8
+        out = np.zeros(arr.shape[:2] + (4, 8), dtype=np.int64)
+        out[:, :, :3, :7] = arr
+        out[:, :, 3, :7] = arr.sum(axis=2)
+        out[:, :, :, 7] = out[:, :, :, :7].sum(axis=3)
+        return out
+    ward_c = margins(fine)
+    la_c = margins(np.stack([fine[ward_la == i].sum(axis=0) for i in range(n_la)]))
+    top_c = margins(fine.sum(axis=0, keepdims=True))
+    codes = ["TOP"] + las + wards
+    levels = ["region"] + ["la"] * n_la + ["ward"] * len(wards)
+    allc = np.concatenate([top_c, la_c, ward_c])               # area x month x 4 x 8
+    A, M, S, G = np.meshgrid(np.arange(len(codes)), np.arange(months), np.arange(4), np.arange(8), indexing="ij")
+    ms = month_starts[M.ravel()]
+    t1 = pd.DataFrame({
+        "area_code": np.array(codes)[A.ravel()],
+        "area_level": np.array(levels)[A.ravel()],
+        "period_start": ms,
+        "period_end": ms + pd.offsets.MonthEnd(0),
+        "provisional": False,
+        "sex": np.array(SEX + ["All"])[S.ravel()],
+        "age_band": np.array(AGE + ["All"])[G.ravel()],
+        "count": allc.ravel(),
+    })
+    # quarterly table for LAs and wards, all ages / sexes
+    nq = months // 3
+    q_tot = allc[1:, : nq * 3, 3, 7].reshape(len(codes) - 1, nq, 3).sum(axis=2)
+    qs = pd.date_range("2023-04-01", periods=nq, freq="3MS")
+    Aq, Q = np.meshgrid(np.arange(1, len(codes)), np.arange(nq), indexing="ij")
+    t2 = pd.DataFrame({
+        "area_code": np.array(codes)[Aq.ravel()],
+        "area_level": np.array(levels)[Aq.ravel()],
+        "period_start": qs[Q.ravel()],
+        "period_end": qs[Q.ravel()] + pd.offsets.MonthEnd(3),
+        "provisional": False,
+        "count": q_tot.ravel(),
+    })
+    tables = {"monthly": t1, "quarterly": t2}
+    meta = {
+        "monthly": TableMeta("monthly", "bench", "attendances", ("sex", "age_band"),
+                             ("area", "period", "sex", "age_band")),
+        "quarterly": TableMeta("quarterly", "bench", "attendances", (), ("area", "period")),
+    }
+    return tables, meta, am
+
+
+class _RssPeak:
+    def __init__(self):
+        import psutil
+        self.proc = psutil.Process()
+        self.base = self.proc.memory_info().rss
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def run_size(target: int, policy_name: str, trace: bool = True) -> dict:
+    months, n_la, wpl = SIZES[target]
+    tables, meta, am = make_release(months, n_la, wpl)
+    policy = load_policy(policy_name)
+    cells = sum(len(t) for t in tables.values())
+    if trace:
+        tracemalloc.start()
+    with _RssPeak() as rss:
+        t0 = time.perf_counter()
+        primary = {n: primary_mask(t["count"].to_numpy(), policy) for n, t in tables.items()}
+        mask = secondary_suppress(tables, meta, am, policy, primary)
+        t1 = time.perf_counter()
+        published = {}
+        for n, t in tables.items():
+            v = round_counts(t["count"].to_numpy(), policy).astype(float)
+            v[mask[n]] = np.nan
+            out = t.drop(columns=["count"]).copy()
+            out["count"] = pd.array(np.where(np.isnan(v), pd.NA, v), dtype="Int64")
+            published[n] = out
+        res = audit_release(published, meta, am, policy)
+        t2 = time.perf_counter()
+    py_peak = tracemalloc.get_traced_memory()[1] if trace else 0
+    if trace:
+        tracemalloc.stop()
+    return {
+        "cells": cells,
+        "primary": int(sum(p.sum() for p in primary.values())),
+        "secondary": int(sum((mask[n] & ~primary[n]).sum() for n in tables)),
+        "suppress_s": t1 - t0,
+        "audit_s": t2 - t1,
+        "total_s": t2 - t0,
+        "rss_peak_mb": (rss.peak - rss.base) / 2**20,
+        "py_peak_mb": py_peak / 2**20,
+        "passed": res.passed,
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-cells", type=int, default=100_000, help="largest size to run (1e3 .. 1e6)")
+    ap.add_argument("--policy", default="nhs-digital")
+    ap.add_argument("--no-tracemalloc", action="store_true", help="skip tracemalloc (it slows numpy-heavy code)")
+    args = ap.parse_args(argv)
+    rows = []
+    for target in sorted(SIZES):
+        if target > args.max_cells:
+            break
+        r = run_size(target, args.policy, trace=not args.no_tracemalloc)
+        rows.append(r)
+        print(f"{r['cells']:>9} cells  primary {r['primary']:>7}  secondary {r['secondary']:>6}  "
+              f"suppress {r['suppress_s']:8.2f}s  audit {r['audit_s']:8.2f}s  total {r['total_s']:8.2f}s  "
+              f"peak RSS +{r['rss_peak_mb']:7.0f} MB  python peak {r['py_peak_mb']:7.0f} MB  "
+              f"audit {'passed' if r['passed'] else 'FAILED'}", flush=True)
+    if len(rows) >= 2:
+        x = np.log([r["cells"] for r in rows])
+        y = np.log([r["total_s"] for r in rows])
+        slope = np.polyfit(x, y, 1)[0]
+        print(f"growth exponent (log-log slope of total time vs cells): {slope:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
