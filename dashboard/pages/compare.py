@@ -99,6 +99,7 @@ shown = pd.DataFrame({
     "area": ranked["area_name"],
     "area code": ranked["area_code"],
     "period": ranked["period"],
+    "period start": ranked["period_start"].dt.date.astype(str),
     "provisional": ranked["provisional"].map({True: "provisional", False: ""}),
     "count (rounded)": [frame.fmt_count(v) for v in ranked["count"]],
     "denominator": [frame.fmt_num(v, 0) for v in ranked["denominator"]],

@@ -75,6 +75,7 @@ shown = pd.DataFrame({
     "area": rows["area_name"],
     "area code": rows["area_code"],
     "period": rows["period"],
+    "period start": rows["period_start"].dt.date.astype(str),
     "provisional": rows["provisional"].map({True: "provisional", False: ""}),
     "count (rounded)": [frame.fmt_count(v) for v in rows["count"]],
     "denominator": [frame.fmt_num(v, 0) for v in rows["denominator"]],

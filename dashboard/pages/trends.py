@@ -120,7 +120,7 @@ frame.chart_block(fig, shown, rel=rel, key="trends", summary=summary, filename="
 
 st.subheader("The figures", divider="gray")
 st.dataframe(frame.with_release(shown, rel), hide_index=True, key="trends_table_inline")
-st.dataframe(pd.DataFrame(marks), hide_index=True, key="trends_marks")
+st.dataframe(frame.with_release(pd.DataFrame(marks), rel), hide_index=True, key="trends_marks")
 notes = list(series.notes)
 if statistic != I.COUNT:
     notes.append("rates and percentages are calculated from the published rounded counts, never from true counts; "
