@@ -99,7 +99,7 @@ def test_engine_output_withstands_brute_force_attacker(seed, parts, policy_name,
         hi_ours = ours[n]["hi"].to_numpy()[t]
         hi_bf = ranges[n]["hi"].to_numpy()[t]
         both_inf = np.isinf(hi_ours) & np.isinf(hi_bf)
-    assert np.all(both_inf | (np.abs(np.where(both_inf, 0, hi_ours - hi_bf)) < 1e-5))
+        assert np.all(both_inf | (np.abs(np.where(both_inf, 0, hi_ours - hi_bf)) < 1e-5))
 
 
 @pytest.mark.parametrize("seed", [3, 11])
