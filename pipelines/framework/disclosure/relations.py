@@ -212,7 +212,7 @@ def _breakdown_dim(name: str, labels: list[str]) -> tuple[_Dim, dict[str, int]]:
 # the system
 
 
-@dataclass
+@dataclass(eq=False)  # identity: profiles hold numpy arrays
 class Profile:
     labels: tuple[np.ndarray, ...]
     tables: list[int] = field(default_factory=list)
