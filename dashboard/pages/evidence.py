@@ -121,6 +121,14 @@ elif ev.status == "no significant change":
 else:
     st.success(frame.md(ev.sentence), icon=":material/insights:")
 
+safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"evidence_{question.intervention_id or 'adhoc'}_{rel.release_id}")
+st.download_button(
+    "Download this evidence as a report (HTML)", data=lambda: E.report_html(ev).encode("utf-8"),
+    file_name=f"{safe}.html", mime="text/html", key="evidence_report", icon=":material/download:",
+    on_click="ignore", help="A self-contained report (charts included, works offline) to circulate: question, "
+                            "data, method, result, caveats, provenance and the disclosure policy.")
+frame.legend([ev.policy], rates=ev.uses_population, provisional=True)
+
 fig = E.its_figure(ev, footer)
 table = ev.series.copy()
 table = table.rename(columns={"period_start": "month", "published": "published_count_sum",
@@ -165,10 +173,3 @@ st.markdown("\n".join(f"- {frame.md(t)}" for t in ev.caveats))
 with st.expander("Data used", expanded=False):
     st.markdown("\n".join(f"- {frame.md(t)}" for t in ev.data_notes))
     st.markdown("\n".join(f"- {frame.md(t)}" for t in E.policy_plain_english(ev.policy)))
-
-safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"evidence_{question.intervention_id or 'adhoc'}_{rel.release_id}")
-st.download_button(
-    "Download this evidence as a report (HTML)", data=lambda: E.report_html(ev).encode("utf-8"),
-    file_name=f"{safe}.html", mime="text/html", key="evidence_report", icon=":material/download:",
-    on_click="ignore", help="A self-contained report (charts included, works offline) to circulate: question, "
-                            "data, method, result, caveats, provenance and the disclosure policy.")
