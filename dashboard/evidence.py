@@ -1124,7 +1124,9 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #ccc;padding-bo
 .headline{font-size:1.15rem;background:#eef5fb;border-left:4px solid #0072B2;padding:.75rem 1rem}
 .warn{background:#fff4e5;border-left:4px solid #D55E00}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere}.scroll{overflow-x:auto}
 small,.muted{color:#555}
+@media print{.js-plotly-plot,table{page-break-inside:avoid}}
 """
 
 
@@ -1209,10 +1211,10 @@ def report_html(ev: Evidence, figures: Sequence[go.Figure] | None = None,
         head = ["run_id", "release_id", "action", "input_file", "input_sha256", "rows_read", "cells_published",
                 "cells_suppressed", "finished_at", "code_version", "policy"]
         head = [h for h in head if h in ev.runs.columns]
-        parts.append("<p>Pipeline runs behind these tables (most recent first):</p><table><tr>"
-                     + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
-                     + "".join("<tr>" + "".join(f"<td>{esc(r[h])}</td>" for h in head) + "</tr>"
-                               for _, r in ev.runs.head(5).iterrows()) + "</table>")
+        shown = ev.runs.head(3)
+        parts.append("<p>Pipeline runs behind these tables (most recent first):</p><div class=\"scroll\"><table>"
+                     + "".join(f"<tr><th>{esc(h)}</th>" + "".join(f"<td>{esc(v)}</td>" for v in shown[h]) + "</tr>"
+                               for h in head) + "</table></div>")
     parts += ["<h2 id=\"policy\">Disclosure policy</h2>", _ul(policy_plain_english(ev.policy))]
     parts.append("</body></html>")
     return "\n".join(parts)
