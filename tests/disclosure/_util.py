@@ -92,7 +92,7 @@ def brute_force(published: dict[str, pd.DataFrame], area_members: pd.DataFrame, 
     sexes = SEXES if has_sex else ["*"]
     cuts = sorted({0} | {x for df in published.values() if "age_band" in df
                           for lab in df["age_band"].unique() if lab != "All"
-                          for x in (_age(lab)[0], _age(lab)[1] + 1)})
+                          for x in (_age(lab)[0], _age(lab)[1] + 1) if x < 10**6})
     ages = list(range(max(cuts))) + [max(cuts)] if has_age else [0]   # single years, last = open
     measures = sorted(set(measure_of.values()))
     shape = (len(measures), len(lsoas), len(months), len(sexes), len(ages))
@@ -127,17 +127,26 @@ def brute_force(published: dict[str, pd.DataFrame], area_members: pd.DataFrame, 
         for k, ri in key_index.items():
             if k[0] == small and (big,) + k[1:] in key_index:
                 extra.append((ri, key_index[(big,) + k[1:]]))
-    n = len(rows)
-    A = np.zeros((2 * n + len(extra), nvar))
-    b = np.zeros(2 * n + len(extra))
+    A_rows, b = [], []
     for k, cols in enumerate(rows):
-        A[2 * k, cols] = 1.0
-        b[2 * k] = hi[k] if np.isfinite(hi[k]) else 1e9
-        A[2 * k + 1, cols] = -1.0
-        b[2 * k + 1] = -lo[k]
-    for j, (s_, g_) in enumerate(extra):
-        A[2 * n + j, rows[s_]] += 1.0
-        A[2 * n + j, rows[g_]] -= 1.0
+        if np.isfinite(hi[k]):
+            r = np.zeros(nvar)
+            r[cols] = 1.0
+            A_rows.append(r)
+            b.append(hi[k])
+        if lo[k] > 0:
+            r = np.zeros(nvar)
+            r[cols] = -1.0
+            A_rows.append(r)
+            b.append(-lo[k])
+    for s_, g_ in extra:
+        r = np.zeros(nvar)
+        r[rows[s_]] += 1.0
+        r[rows[g_]] -= 1.0
+        A_rows.append(r)
+        b.append(0.0)
+    A = np.array(A_rows) if A_rows else np.zeros((1, nvar))
+    b = np.array(b) if b else np.zeros(1)
     out = {name: pd.DataFrame({"lo": np.nan, "hi": np.nan, "target": False}, index=range(len(df)))
            for name, df in published.items()}
     bad = []
@@ -153,9 +162,8 @@ def brute_force(published: dict[str, pd.DataFrame], area_members: pd.DataFrame, 
         r2 = linprog(-c, A_ub=A, b_ub=b, bounds=(0, None), method="highs")
         assert r1.status == 0, r1.message
         vmin = r1.fun
+        assert r2.status in (0, 3), r2.message
         vmax = -r2.fun if r2.status == 0 else math.inf
-        if vmax > 1e8:
-            vmax = math.inf
         out[name].loc[i, ["lo", "hi", "target"]] = [vmin, vmax, True]
         meets = vmax >= 1 - 1e-6 and vmin <= policy.threshold + 1e-6
         width = math.inf if not math.isfinite(vmax) else math.floor(vmax + 1e-6) - math.ceil(vmin - 1e-6) + 1
