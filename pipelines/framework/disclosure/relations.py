@@ -297,16 +297,21 @@ def build_system(
                           area=df["area_code"].astype(str).to_numpy(),
                           level=df["area_level"].astype(str).to_numpy() if "area_level" in df else None))
 
-    # pseudo-measures
-    groups: dict[tuple, list[int]] = {}
-    for ti, t in enumerate(tinfo):
+    # pseudo-measures: a measure not additive over period is split by period length
+    # (rows of one table may fall in several)
+    groups: dict[tuple, list[dict]] = {}
+    for t in tinfo:
         m = t["meta"]
+        gid = np.arange(len(t["df"])) + slices[t["name"]].start
         if "period" in m.additive_over:
-            key = (m.measure, None)
-        else:
-            kinds = tuple(sorted(set(t["nmon"].tolist())))
-            key = (m.measure, kinds)
-        groups.setdefault(key, []).append(ti)
+            groups.setdefault((m.measure, None), []).append(dict(t, gid=gid))
+            continue
+        for k in np.unique(t["nmon"]):
+            sel = t["nmon"] == k
+            part = dict(t, df=t["df"][sel].reset_index(drop=True), m0=t["m0"][sel], m1=t["m1"][sel],
+                        nmon=t["nmon"][sel], area=t["area"][sel],
+                        level=None if t["level"] is None else t["level"][sel], gid=gid[sel])
+            groups.setdefault((m.measure, int(k)), []).append(part)
 
     cell_blocks = []   # (global rows, var indices) triples
     eq_blocks = []
@@ -320,9 +325,8 @@ def build_system(
     rel_lists: list[np.ndarray] = []
     key_frames = []  # for cross relations
 
-    for gkey, tis in groups.items():
-        res = _build_group(gkey, [tinfo[i] for i in tis], [slices[tinfo[i]["name"]] for i in tis],
-                           area_set, n_vars, n_eq, notes)
+    for gkey, parts in groups.items():
+        res = _build_group(gkey, parts, area_set, n_vars, n_eq, notes)
         rows, cols, nv, (er, ec, ev, ne), rels, kf = res
         cell_rows_all.append(rows)
         cell_cols_all.append(cols)
@@ -355,7 +359,7 @@ def build_system(
     return LinearSystem(n_vars, cells, eq, ge, slices, names, rptr, ridx, notes)
 
 
-def _build_group(gkey, ts, tslices, area_set, var_offset, eq_offset, notes):
+def _build_group(gkey, ts, area_set, var_offset, eq_offset, notes):
     """Variables, cell rows and separators for one (pseudo-)measure."""
     bcols = sorted({c for t in ts for c in t["bcols"]})
     dims = ["area", "period", *bcols]
@@ -488,7 +492,7 @@ def _build_group(gkey, ts, tslices, area_set, var_offset, eq_offset, notes):
             members = midx[starts + within]
             flat = np.repeat(flat, cnt) + members * strides[d]
             cell = new_cell
-        crow.append(cell + tslices[k].start)
+        crow.append(t["gid"][cell])
         ccol.append(flat + p.offset)
     # --- separators
     er, ec, ev = [], [], []
@@ -515,7 +519,7 @@ def _build_group(gkey, ts, tslices, area_set, var_offset, eq_offset, notes):
     rels = []
     for k, t in enumerate(ts):
         df = t["df"]
-        gid = np.arange(len(df)) + tslices[k].start
+        gid = t["gid"]
         for c in t["bcols"]:
             others = [x for x in ["area_code", "period_start", "period_end"] + t["bcols"] if x != c]
             is_all = (df[c].astype(str) == "All").to_numpy()
@@ -528,13 +532,13 @@ def _build_group(gkey, ts, tslices, area_set, var_offset, eq_offset, notes):
             for chunk in np.split(order, bnd):
                 if len(chunk) > 1 and is_all[chunk[0]] and not is_all[chunk[1:]].any():
                     rels.append(gid[chunk])
-        rels.extend(_area_relations(t, tslices[k].start, area_dim, area_index))
+        rels.extend(_area_relations(t, area_dim, area_index))
     # --- keys for cross-measure relations
     kf = []
     for k, t in enumerate(ts):
         df = t["df"]
         d = pd.DataFrame({
-            "gid": np.arange(len(df)) + tslices[k].start,
+            "gid": t["gid"],
             "measure": t["meta"].measure,
             "area": t["area"],
             "m0": t["m0"], "m1": t["m1"],
@@ -569,7 +573,7 @@ def _root_areas(area_dim: _Dim, area_index: pd.Index) -> np.ndarray:
     return root
 
 
-def _area_relations(t, start: int, area_dim: _Dim, area_index: pd.Index) -> list[np.ndarray]:
+def _area_relations(t, area_dim: _Dim, area_index: pd.Index) -> list[np.ndarray]:
     """Within one table: area = disjoint union of other areas of one level (same other keys)."""
     df = t["df"]
     codes = pd.unique(t["area"])
@@ -600,7 +604,7 @@ def _area_relations(t, start: int, area_dim: _Dim, area_index: pd.Index) -> list
     nkey = int(key.max()) + 1
     aidx = pd.Index(codes).get_indexer(t["area"])
     grid = np.full((len(codes), nkey), -1, dtype=np.int64)
-    grid[aidx, key] = np.arange(len(df)) + start
+    grid[aidx, key] = t["gid"]
     pos = {c: i for i, c in enumerate(codes)}
     out = []
     for parent, kids in templates:
