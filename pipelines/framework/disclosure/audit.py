@@ -195,7 +195,6 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
         res = Analysis(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool), np.ones(n, bool), {}, [], [])
     else:
         res = previous_state
-        res.binding = {k: v for k, v in res.binding.items() if only is None or comps.cell_comp[k] not in only}
     C = system.cells
     # targets without free variables: value identically 0
     const = targets & (comps.cell_comp < 0)

@@ -322,22 +322,31 @@ def protect_ranges(
         count += 1
         row = AT[t]
         idx, val = row.indices, row.data
-        bounds = []
+        bounds = [np.nan, np.nan]
         duals = []
-        for maximize in (False, True):
+        decided = False
+        for k, maximize in enumerate((False, True)):
             status, x, y = model.solve(idx, val, maximize)
             if status == "optimal":
-                bounds.append(float((row @ x)[0]))
+                bounds[k] = float((row @ x)[0])
                 if not exact_all:
                     rest = undecided[~safe[undecided]]
                     witness(x, rest)
                 if want_binding:
                     duals.append(np.flatnonzero(np.abs(y) > 1e-9))
             elif status == "unbounded":
-                bounds.append(np.inf if maximize else -np.inf)
+                bounds[k] = np.inf if maximize else -np.inf
             else:
                 res.feasible = False
-                bounds.append(np.nan)
+            if k == 0 and not exact_all and np.isfinite(bounds[0]):
+                # the exact minimum and the largest value seen may already settle it
+                lo_seen[t] = bounds[0]
+                if bounds[0] > threshold + TOL or integer_width(bounds[0], hi_seen[t]) >= width:
+                    safe[t] = True
+                    decided = True
+                    break
+        if decided:
+            continue
         lo, hi = bounds
         lo_seen[t], hi_seen[t] = lo, hi
         exact[t] = True

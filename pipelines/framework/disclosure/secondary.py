@@ -153,16 +153,22 @@ class _Engine:
 
     # -- LP loop -------------------------------------------------------------------
     def run(self) -> np.ndarray:
+        """Screen, then LP rounds. Suppressing a cell only relaxes its row's bounds (from the
+        published value or range to [floor, inf)), so the feasible set grows and every range
+        can only widen: a cell once proven safe stays safe. Each round therefore re-checks
+        only the cells still failing and the newly suppressed ones."""
         self.screen()
         lo, hi, base = self.bounds()
         comps = split_components(self.s, (~self.mask) & (hi <= 0))
         state = None
-        dirty: set[int] | None = None
+        check: np.ndarray | None = None
         for _ in range(MAX_ROUNDS):
             self.rounds += 1
             lo, hi, base = self.bounds()
             targets = target_mask(base[0], base[1], self.mask, self.p)
-            state = analyse(self.s, comps, lo, hi, targets, self.p, only=dirty, want_binding=True,
+            todo = targets if check is None else targets & check
+            comps_todo = set(np.unique(comps.cell_comp[todo]).tolist()) - {-1}
+            state = analyse(self.s, comps, lo, hi, todo, self.p, only=comps_todo, want_binding=True,
                             fallback=base, previous_state=state)
             leaks = np.flatnonzero(targets & ~state.safe)
             if len(leaks) == 0:
@@ -181,12 +187,9 @@ class _Engine:
             self.mask[sorted(new)] = True
             self.added_lp += len(new)
             self.screen()
-            changed = np.flatnonzero(self.mask & ~before)
-            dirty = set(np.unique(comps.cell_comp[changed]).tolist()) - {-1}
-            # a newly suppressed cell makes its component's other targets undecided again
-            for c in dirty:
-                sel = comps.cell_comp == c
-                state.safe[sel] = True
-                state.lo[sel] = np.nan
-                state.hi[sel] = np.nan
+            check = np.zeros(len(self.mask), dtype=bool)
+            check[leaks] = True
+            check |= self.mask & ~before
+            state.safe[check] = True
+            state.binding = {}
         return self.mask
