@@ -228,8 +228,12 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
         rlo = np.concatenate([lo[cells], np.zeros(len(eqs)), np.zeros(len(ges))])
         rhi = np.concatenate([hi[cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
         tloc = np.flatnonzero(targets[cells])
-        r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
-                           want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
+        r = None
+        if len(ges) and not exact_all:
+            r = _decoupled(A, rlo, rhi, nce, len(eqs), len(ges), tloc, policy, want_binding, int(c) + 1)
+        if r is None:
+            r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
+                               want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
         if not r.feasible and fallback is not None:
             rlo = np.concatenate([fallback[0][cells], np.zeros(len(eqs)), np.zeros(len(ges))])
             rhi = np.concatenate([fallback[1][cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
@@ -248,6 +252,73 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             rows = rows[rows < nce]
             res.binding[int(cells[tloc[t]])] = cells[rows]
     return res
+
+
+def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):
+    """Check a component whose blocks (measures, or period lengths of a distinct-persons
+    measure) are linked only by inequality rows, block by block.
+
+    One joint solve gives a point x* maximising the total slack of the linking rows. Each
+    block is then checked with every other block's variables fixed at x*: its feasible set
+    is a subset of the true one (an inner approximation), so every range it finds lies inside
+    the true range and a cell it proves safe is safe. Cells not proven safe this way are
+    re-checked on the whole component. Returns None when the component is one block.
+    """
+    from .lp import INF, ComponentLP, RangeResult
+
+    nrow = A.shape[0]
+    inner = A[: nce + neq]
+    nb, blab = connected_components(sp.bmat([[None, inner.T], [inner, None]]).tocsr(), directed=False)
+    nv = A.shape[1]
+    var_block = blab[:nv]
+    blocks = np.unique(var_block)
+    if len(blocks) < 2:
+        return None
+    G = A[nce + neq:]
+    finite = rhi[np.isfinite(rhi)]
+    cap = max(1e4, 10.0 * (finite.max() if len(finite) else 0.0) + 1000.0)
+    joint = ComponentLP(A, rlo, rhi, col_hi=np.full(nv, cap))
+    c = np.asarray(G.sum(axis=0)).ravel()
+    idx = np.flatnonzero(c)
+    st, x, _ = joint.solve(idx, c[idx], maximize=True)
+    if st != "optimal":
+        return None
+    row_block = np.full(nce + neq, -1)
+    Ic = inner.tocoo()
+    row_block[Ic.row] = var_block[Ic.col]
+    nt = len(tloc)
+    out = RangeResult(np.full(nt, np.inf), np.full(nt, -np.inf), np.zeros(nt, bool), np.zeros(nt, bool))
+    pos = {int(t): k for k, t in enumerate(tloc)}
+    for b in blocks:
+        vb = np.flatnonzero(var_block == b)
+        rows_b = np.flatnonzero(row_block == b)
+        Gb = G[:, vb]
+        touch = np.flatnonzero(np.diff(Gb.tocsr().indptr) > 0)
+        other = (G[touch] @ x) - (Gb[touch] @ x[vb])
+        Ab = sp.vstack([A[rows_b][:, vb], Gb[touch]]).tocsr()
+        lob = np.concatenate([rlo[rows_b], -other - 1e-7])
+        hib = np.concatenate([rhi[rows_b], np.full(len(touch), np.inf)])
+        tb = np.flatnonzero(np.isin(rows_b, tloc))
+        if len(tb) == 0:
+            continue
+        r = protect_ranges(Ab, lob, hib, tb, policy.threshold, policy.protection_width,
+                           want_binding=False, seed=seed)
+        if not r.feasible:
+            return None
+        for k, t in enumerate(tb):
+            j = pos[int(rows_b[t])]
+            out.lo[j], out.hi[j], out.safe[j] = r.lo[k], r.hi[k], r.safe[k]
+    redo = np.flatnonzero(~out.safe)
+    out.solves = 0
+    if len(redo):
+        r = protect_ranges(A, rlo, rhi, tloc[redo], policy.threshold, policy.protection_width,
+                           want_binding=want_binding, seed=seed)
+        out.feasible = r.feasible
+        out.lo[redo], out.hi[redo], out.exact[redo], out.safe[redo] = r.lo, r.hi, r.exact, r.safe
+        for t, rows in r.binding.items():
+            out.binding[int(redo[t])] = rows
+    del INF, nrow, nb
+    return out
 
 
 def _cell_dict(df: pd.DataFrame, i: int) -> dict:
