@@ -261,7 +261,10 @@ def protect_ranges(
         safe[which[ok]] = True
 
     undecided = np.arange(nt)
+    # the first solve starts from nothing: dual simplex is faster there; re-solves are primal
+    model.h.setOptionValue("simplex_strategy", 1)
     status, x, _ = model.solve(np.zeros(0), np.zeros(0), maximize=False)
+    model.h.setOptionValue("simplex_strategy", 4)
     if status == "infeasible":
         model.set_col_upper(np.full(A.shape[1], INF))
         cap = None
