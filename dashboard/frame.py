@@ -12,6 +12,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -19,6 +20,7 @@ from . import queries
 from .indicators import Indicator
 
 _RUN_KEY = "_outcomes_release_for_this_run"
+_V1_GUARD = "_outcomes_left_pages_directory_mode"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&\"'])")
 
 
@@ -43,6 +45,7 @@ def begin_run() -> Iterator[queries.Release | None]:
     except queries.PublicationUnavailable as exc:
         rel, err = None, str(exc)
     st.session_state[_RUN_KEY] = (rel, err)
+    st.session_state.pop(_V1_GUARD, None)
     try:
         yield rel
     finally:
@@ -77,9 +80,9 @@ def _leave_pages_directory_mode() -> None:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # pragma: no cover
         return
-    if PagesManager.uses_pages_directory and not st.session_state.get("_outcomes_left_v1"):
+    if PagesManager.uses_pages_directory and not st.session_state.get(_V1_GUARD):
         PagesManager.uses_pages_directory = False
-        st.session_state["_outcomes_left_v1"] = True
+        st.session_state[_V1_GUARD] = True  # cleared by app.py; stops a loop if the mode comes back
         st.rerun()
 
 
@@ -170,6 +173,41 @@ def with_release(table: pd.DataFrame, rel: queries.Release) -> pd.DataFrame:
     return t
 
 
+class _Prebuilt:
+    """A figure spec that st.plotly_chart sends as it is.
+
+    st.plotly_chart turns a dict into a ``go.Figure`` (validating and
+    deep-copying every property: ~0.6 s for the 1,702 LSOA boundaries) and a
+    ``go.Figure`` into a dict (deep copy again). The specs from
+    :mod:`dashboard.charts` are built as plotly JSON and validated in the
+    tests, so they are passed through as a figure whose ``to_dict`` is the
+    spec itself."""
+
+    _cls = None
+
+    @classmethod
+    def wrap(cls, spec: dict):
+        if cls._cls is None:
+            import plotly.graph_objects as go
+
+            class PrebuiltFigure(go.Figure):
+                def __init__(self, spec):  # noqa: D107 - deliberately no validation
+                    self._prebuilt_spec = spec
+
+                def to_dict(self):
+                    return self._prebuilt_spec
+
+            cls._cls = PrebuiltFigure
+        return cls._cls(spec)
+
+
+def plotly_chart(fig, *, key: str, alt: str) -> None:
+    """Draw a figure: a spec dict from :mod:`dashboard.charts` (sent as it
+    is) or a ``go.Figure``."""
+    st.plotly_chart(_Prebuilt.wrap(fig) if isinstance(fig, dict) else fig, key=key, theme=None, alt=alt,
+                    config={"displaylogo": False, "responsive": True})
+
+
 def chart_block(
     fig,
     table: pd.DataFrame,
@@ -183,8 +221,7 @@ def chart_block(
     """The chart, a text summary of it (its text alternative), and the exact
     table it shows one click away, with a CSV download of that table."""
     shown = with_release(table, rel)
-    st.plotly_chart(fig, key=f"chart_{key}", theme=None, alt=summary,
-                    config={"displaylogo": False, "responsive": True})
+    plotly_chart(fig, key=f"chart_{key}", alt=summary)
     st.caption(md(summary))
     with st.expander(table_label, icon=":material/table:"):
         st.dataframe(shown, hide_index=True, key=f"table_{key}")
@@ -196,6 +233,37 @@ def download(shown: pd.DataFrame, *, rel: queries.Release, key: str, filename: s
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{filename}_{rel.release_id}")
     st.download_button(label, data=csv_bytes(shown), file_name=f"{safe}.csv", mime="text/csv",
                        key=f"download_{key}", icon=":material/download:", on_click="ignore")
+
+
+def counts_text(values) -> list[str]:
+    """Counts as shown in tables: the number, or 'suppressed' (never blank or 0)."""
+    arr = pd.array(values, dtype="Int64")
+    na = arr.isna()
+    filled = arr.to_numpy(dtype="int64", na_value=0).astype(str)
+    return np.where(na, "suppressed", filled).tolist()
+
+
+def nums_text(values, digits: int = 1, missing: str = "") -> list[str]:
+    arr = np.asarray(pd.array(values, dtype="Float64").to_numpy(dtype=float, na_value=np.nan))
+    ok = ~np.isnan(arr)
+    out = np.full(arr.shape, missing, dtype=object)
+    if ok.any():
+        out[ok] = np.char.mod(f"%.{digits}f", arr[ok])
+    return out.tolist()
+
+
+def values_text(df: pd.DataFrame, digits: int = 1) -> list[str]:
+    """Values as shown in tables: the number, or why there is none (status)."""
+    v = df["value"].to_numpy(float)
+    ok = ~np.isnan(v)
+    out = df["status"].astype(str).to_numpy(dtype=object).copy()
+    if ok.any():
+        out[ok] = np.char.mod(f"%.{digits}f", v[ok])
+    return out.tolist()
+
+
+def provisional_text(values) -> list[str]:
+    return np.where(np.asarray(values, dtype=bool), "provisional", "").tolist()
 
 
 def fmt_count(v) -> str:

@@ -98,10 +98,13 @@ def _measure_label(titles: list[str], measure: str) -> str:
 
 def indicators(cat: pd.DataFrame) -> list[Indicator]:
     """Indicators of a release, in catalogue order (count tables only)."""
-    counts = cat[cat["kind"] == "count"]
+    records = cat[cat["kind"] == "count"].to_dict("records")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((str(r["pipeline"]), str(r["measure"])), []).append(r)
     out = []
-    for (pipeline, measure), g in counts.groupby(["pipeline", "measure"], sort=False):
-        rows = tuple(r._asdict() if hasattr(r, "_asdict") else dict(r) for _, r in g.iterrows())
+    for (pipeline, measure), rows in groups.items():
+        rows = tuple(rows)
         first = rows[0]
         out.append(Indicator(
             pipeline=str(pipeline), measure=str(measure),
@@ -251,32 +254,6 @@ def derive_values(
     return out
 
 
-def aggregate_financial_years(df: pd.DataFrame) -> pd.DataFrame:
-    """Sum monthly counts (additive over periods only!) into financial years.
-
-    A year is published only when all 12 months are present and none is
-    suppressed; it is provisional when any month is. Columns as the input.
-    """
-    if df.empty:
-        return df.copy()
-    d = df.copy()
-    ps = pd.to_datetime(d["period_start"])
-    fy = np.where(ps.dt.month >= 4, ps.dt.year, ps.dt.year - 1)
-    d["_fy"] = fy
-    g = d.groupby(["area_code", "_fy"], sort=True)
-    agg = g.agg(
-        months=("count", "size"),
-        missing=("count", lambda s: int(s.isna().sum())),
-        total=("count", lambda s: s.sum(min_count=1)),
-        provisional=("provisional", "any"),
-    ).reset_index()
-    agg = agg[agg["months"] == 12]
-    agg["count"] = pd.array(np.where(agg["missing"] > 0, pd.NA, agg["total"]), dtype="Int64")
-    agg["period_start"] = pd.to_datetime(agg["_fy"].astype(str) + "-04-01")
-    agg["period_end"] = pd.to_datetime((agg["_fy"] + 1).astype(str) + "-03-31")
-    return agg[["area_code", "period_start", "period_end", "provisional", "count"]].reset_index(drop=True)
-
-
 # ---------------------------------------------------------------------------
 # Reading series for an indicator (through the cached queries)
 # ---------------------------------------------------------------------------
@@ -294,31 +271,49 @@ class Series:
     notes: list[str]
 
 
-def _with_population(key: str, df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    pop = queries.population_totals(key).set_index(["area_code", "year"])
-    idx = pd.MultiIndex.from_arrays([df["area_code"].to_numpy(object),
-                                     population_year(df["period_start"]).to_numpy()])
-    m = pop.reindex(idx)
-    return (pd.Series(m["population"].to_numpy(dtype=float, na_value=np.nan), dtype="Float64"),
-            pd.Series(m["estimate_year"].to_numpy(dtype=float, na_value=np.nan)))
-
-
-def _align(df: pd.DataFrame, other: pd.DataFrame) -> pd.Series:
-    """``other``'s count for each (area_code, period_start) of ``df``."""
-    o = other.set_index(["area_code", "period_start"])["count"]
-    o = o[~o.index.duplicated()]
-    idx = pd.MultiIndex.from_arrays([df["area_code"].to_numpy(object), df["period_start"].to_numpy()])
-    return pd.Series(o.reindex(idx).to_numpy(dtype=float, na_value=np.nan), dtype="Float64")
-
-
+@queries.per_release
 def indicators_of(key: str) -> list[Indicator]:
     """The indicators of a release (cached per release)."""
-    return _indicators_cached(key)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _indicators_cached(key: str) -> list[Indicator]:
     return indicators(queries.catalogue(key))
+
+
+def resolve_table(ind: Indicator, level: str, period_kind: str | None = None,
+                  table: dict | None = None) -> tuple[dict | None, bool]:
+    """The table publishing ``ind`` at ``level`` with ``period_kind`` periods,
+    and whether financial years are summed from its months (only for
+    measures that add up over periods)."""
+    if table is not None:
+        return table, False
+    found = ind.table_at(level, period_kind) if period_kind else ind.table_at(level)
+    if found is None and period_kind == "financial_year":
+        monthly = ind.table_at(level, "month")
+        if monthly is not None and ind.additive_over_periods(monthly):
+            return monthly, True
+    return found, False
+
+
+def resolve_kind(ind: Indicator, level: str, period_kind: str | None = None) -> str:
+    """The kind of periods :func:`load_series` will return."""
+    t, aggregated = resolve_table(ind, level, period_kind)
+    return "financial_year" if aggregated else (t["period_kind"] if t else (period_kind or "month"))
+
+
+def periods_of(key: str, ind: Indicator, level: str, period_kind: str | None = None,
+               table: dict | None = None) -> pd.DataFrame:
+    """period_start, provisional of ``ind`` at ``level`` (oldest first)."""
+    t, aggregated = resolve_table(ind, level, period_kind, table)
+    if t is None:
+        return pd.DataFrame({"period_start": pd.Series(dtype="datetime64[ns]"), "provisional": pd.Series(dtype=bool)})
+    return queries.periods(key, t["table_name"], level, aggregated)
+
+
+def areas_of(key: str, ind: Indicator, level: str, period_kind: str | None = None,
+             table: dict | None = None) -> pd.DataFrame:
+    """area_code, area_name of the areas ``ind`` is published for at ``level``."""
+    t, _ = resolve_table(ind, level, period_kind, table)
+    if t is None:
+        return pd.DataFrame({"area_code": [], "area_name": []})
+    return queries.areas_in(key, t["table_name"], level)
 
 
 def load_series(
@@ -333,26 +328,32 @@ def load_series(
     sex: str = "All",
     age_band: str = "All",
     table: dict | None = None,
+    period: pd.Timestamp | str | None = None,
+    areas: tuple[str, ...] | list[str] | None = None,
 ) -> Series | None:
-    """Values of ``ind`` for all areas of ``level``. None if not published there.
+    """Values of ``ind`` for the areas of ``level`` (only ``areas`` if given),
+    all periods or only ``period``. None if not published there.
 
     When ``period_kind`` is given but no table has it, monthly counts that add
-    up over periods are summed into financial years
-    (:func:`aggregate_financial_years`). Cached per release and arguments."""
+    up over periods are summed into financial years (in DuckDB, see
+    :func:`dashboard.queries.series_rows`). Cached per release and arguments."""
+    p = None if period is None else pd.Timestamp(period).strftime("%Y-%m-%d")
+    a = None if areas is None else tuple(sorted(areas))
     return _series_cached(key, ind.id, level, statistic, period_kind, annualised, sex, age_band,
-                          table["table_name"] if table is not None else None)
+                          table["table_name"] if table is not None else None, p, a)
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
+@st.cache_resource(show_spinner=False, max_entries=1024)
 def _series_cached(key: str, ind_id: str, level: str, statistic: str, period_kind: str | None,
-                   annualised: bool, sex: str, age_band: str, table_name: str | None) -> Series | None:
+                   annualised: bool, sex: str, age_band: str, table_name: str | None,
+                   period: str | None, areas: tuple[str, ...] | None) -> Series | None:
     inds = indicators_of(key)
     ind = next((i for i in inds if i.id == ind_id), None)
     if ind is None:
         return None
     table = next((t for t in ind.tables if t["table_name"] == table_name), None) if table_name else None
     return _load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised,
-                        sex=sex, age_band=age_band, table=table)
+                        sex=sex, age_band=age_band, table=table, period=period, areas=areas)
 
 
 def _load_series(
@@ -367,54 +368,46 @@ def _load_series(
     sex: str = "All",
     age_band: str = "All",
     table: dict | None = None,
+    period: str | None = None,
+    areas: tuple[str, ...] | None = None,
 ) -> Series | None:
     notes: list[str] = []
-    aggregated = False
-    if table is None:
-        table = ind.table_at(level, period_kind) if period_kind else ind.table_at(level)
-        if table is None and period_kind == "financial_year":
-            monthly = ind.table_at(level, "month")
-            if monthly is not None and ind.additive_over_periods(monthly):
-                table, aggregated = monthly, True
-                notes.append("financial-year counts summed from published monthly counts "
-                             "(a year with any suppressed month is not shown)")
+    table, aggregated = resolve_table(ind, level, period_kind, table)
     if table is None:
         return None
-    df = queries.level_counts(key, table["table_name"], level, sex, age_band)
-    kind = table["period_kind"]
     if aggregated:
-        df = aggregate_financial_years(df)
-        kind = "financial_year"
-    multiplier = 100_000.0
-    denominator = None
-    if statistic == RATE:
-        denominator, est_year = _with_population(key, df)
-        if kind in ("month", "quarter"):
-            if annualised:
-                multiplier *= PERIODS_PER_YEAR[kind]
-                notes.append(f"rates are annualised: the {PERIOD_NAMES[kind]}ly rate x {PERIODS_PER_YEAR[kind]}")
-            else:
-                notes.append(f"rates are per {PERIOD_NAMES[kind]} (not annualised)")
-        est = est_year.to_numpy(float)
-        later = ~np.isnan(est) & (population_year(df["period_start"]).to_numpy() != est)
-        if later.any():
-            notes.append("for periods after the latest population estimate the latest estimate is used")
-    elif statistic == PROPORTION:
+        notes.append("financial-year counts summed from published monthly counts "
+                     "(a year with any suppressed month is not shown)")
+    kind = "financial_year" if aggregated else table["period_kind"]
+    ptable = None
+    if statistic == PROPORTION:
         parent = parent_indicator(ind, inds)
-        ptable = None
         if parent is not None:
             suffix = table["table_name"].split("__")[-1]
             ptable = next((t for t in parent.tables if t["period_kind"] == table["period_kind"]
                            and level in t["area_levels"] and t["table_name"].split("__")[-1] == suffix), None)
         if ptable is None:
             return None
-        pdf = queries.level_counts(key, ptable["table_name"], level, sex, age_band)
-        if aggregated:
-            pdf = aggregate_financial_years(pdf)
-        denominator = _align(df, pdf)
+    df = queries.series_rows(key, table["table_name"], level, sex, age_band, financial_years=aggregated,
+                             parent_table=ptable["table_name"] if ptable else None,
+                             population=statistic == RATE, period=period, area_codes=areas)
+    multiplier = 100_000.0
+    denominator = None
+    if statistic == RATE:
+        denominator = df["population"]
+        if kind in ("month", "quarter"):
+            if annualised:
+                multiplier *= PERIODS_PER_YEAR[kind]
+                notes.append(f"rates are annualised: the {PERIOD_NAMES[kind]}ly rate x {PERIODS_PER_YEAR[kind]}")
+            else:
+                notes.append(f"rates are per {PERIOD_NAMES[kind]} (not annualised)")
+        est = df["estimate_year"].to_numpy(float)
+        later = ~np.isnan(est) & (df["period_start"].dt.year.to_numpy() != est)
+        if later.any():
+            notes.append("for periods after the latest population estimate the latest estimate is used")
+    elif statistic == PROPORTION:
+        denominator = df["parent_count"]
     out = derive_values(df, statistic, denominator=denominator, multiplier=multiplier)
-    names = queries.areas(key).drop_duplicates("area_code").set_index("area_code")["area_name"]
-    out["area_name"] = out["area_code"].map(names).fillna(out["area_code"])
     labels = {p: period_label(p, kind) for p in out["period_start"].unique()}
     out["period"] = out["period_start"].map(labels)
     return Series(out, table, statistic, kind, multiplier,
@@ -447,26 +440,24 @@ def comparator_area(key: str, level: str, area_codes: list[str] | None = None) -
 
 def comparator_series(
     key: str, ind: Indicator, inds: list[Indicator], series: Series, comparator: tuple[str, str],
-    *, annualised: bool = True, sex: str = "All", age_band: str = "All",
+    *, annualised: bool = True, sex: str = "All", age_band: str = "All", period=None,
 ) -> pd.DataFrame | None:
-    """The comparator area's values with the same statistic and periods as ``series``."""
+    """The comparator area's values with the same statistic and periods as
+    ``series`` (only ``period`` if given)."""
     code, _name = comparator
     ar = queries.areas(key)
     lvl = ar.loc[ar["area_code"] == code, "area_level"]
     if lvl.empty:
         return None
     lvl = str(lvl.iloc[0])
-    # the same table first (e.g. ward tables that also carry the borough)
-    if lvl in series.table["area_levels"] and not (series.period_kind == "financial_year"
-                                                   and series.table["period_kind"] == "month"):
-        s = load_series(key, ind, inds, lvl, series.statistic, annualised=annualised, sex=sex,
-                        age_band=age_band, table=series.table)
-    else:
-        s = load_series(key, ind, inds, lvl, series.statistic, period_kind=series.period_kind,
-                        annualised=annualised, sex=sex, age_band=age_band)
+    same_table = lvl in series.table["area_levels"] and not (
+        series.period_kind == "financial_year" and series.table["period_kind"] == "month")
+    s = load_series(key, ind, inds, lvl, series.statistic, annualised=annualised, sex=sex, age_band=age_band,
+                    table=series.table if same_table else None,
+                    period_kind=None if same_table else series.period_kind, period=period, areas=(code,))
     if s is None or s.period_kind != series.period_kind:
         return None
-    return s.data[s.data["area_code"] == code].reset_index(drop=True)
+    return s.data.reset_index(drop=True)
 
 
 def compare(values: pd.DataFrame, benchmark: pd.DataFrame, polarity: str) -> pd.Series:

@@ -16,8 +16,10 @@ Rules kept here, so pages cannot break them:
 * Every query is parameterised. Table names never come from user input: they
   are looked up in the release's ``catalogue`` and checked against it
   (:func:`checked_table`) before being quoted into SQL.
-* Results are cached with ``st.cache_data`` keyed on the release key (which
-  embeds the resolved path), so a new release never hits an old cache entry.
+* Results are cached with ``st.cache_resource`` keyed on the release key
+  (which embeds the resolved path), so a new release never hits an old cache
+  entry. They are shared between sessions without copying: callers treat
+  them as read-only (pandas copy-on-write makes accidental writes local).
 
 Nothing here writes, runs user SQL or reads any file other than the
 publication (the map's boundary files are read in :mod:`dashboard.geo`).
@@ -176,6 +178,50 @@ class _Connections:
 
 CONNECTIONS = _Connections()
 
+
+class _PerRelease:
+    """A small, thread-safe memo for the per-release metadata the pages look
+    up dozens of times a run (catalogue, areas, ...). Keyed on the arguments,
+    whose first is always the release key; bounded (least recently used
+    entries dropped). st.cache_resource costs ~0.5 ms a call in argument
+    inspection alone, which adds up for lookups this frequent; the bigger
+    per-release results use st.cache_resource."""
+
+    registry: list["_PerRelease"] = []
+
+    def __init__(self, func, max_entries: int = 64) -> None:
+        import functools
+        from collections import OrderedDict
+
+        self.func = func
+        self.max_entries = max_entries
+        self.store: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+        functools.update_wrapper(self, func)
+        _PerRelease.registry.append(self)
+
+    def __call__(self, *args):
+        with self.lock:
+            if args in self.store:
+                self.store.move_to_end(args)
+                return self.store[args]
+        value = self.func(*args)
+        with self.lock:
+            self.store[args] = value
+            while len(self.store) > self.max_entries:
+                self.store.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.store.clear()
+
+
+def per_release(func=None, *, max_entries: int = 64):
+    if func is None:
+        return lambda f: _PerRelease(f, max_entries)
+    return _PerRelease(func, max_entries)
+
 #: When a list, every query run is appended as (sql, params): the latency
 #: benchmark uses it to replay exactly the queries a page needed.
 QUERY_LOG: list | None = None
@@ -248,7 +294,7 @@ def open_release(link: Path | None = None) -> Release:
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@per_release
 def _release_info(key: str) -> dict:
     tables = set(_query(key, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
                  ["table_name"])
@@ -275,7 +321,7 @@ def _listify(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return df
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@per_release
 def catalogue(key: str) -> pd.DataFrame:
     df = _query(key, "SELECT * FROM catalogue ORDER BY pipeline, table_name")
     return _listify(df, ["dimensions", "additive_over", "area_levels"])
@@ -292,29 +338,35 @@ def policy_of(row: dict | pd.Series) -> dict | None:
         return None
 
 
+@per_release
+def count_tables(key: str) -> dict[str, list[str]]:
+    """Count tables of the release: table name -> dimensions."""
+    cat = catalogue(key)
+    counts = cat[cat["kind"] == "count"]
+    return dict(zip(counts["table_name"], counts["dimensions"]))
+
+
 def checked_table(key: str, name: str) -> str:
     """``name`` if it is a count table listed in this release's catalogue,
     returned as a quoted SQL identifier; else ValueError."""
-    cat = catalogue(key)
-    ok = cat[(cat["table_name"] == name) & (cat["kind"] == "count")]
-    if ok.empty:
+    if not isinstance(name, str) or name not in count_tables(key):
         raise ValueError(f"{name!r} is not a count table of this release")
     if '"' in name:
         raise ValueError(f"table name {name!r} is not a valid identifier")
     return '"' + name + '"'
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@per_release
 def runs(key: str) -> pd.DataFrame:
     return _query(key, "SELECT * FROM runs ORDER BY finished_at DESC NULLS LAST")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@per_release
 def areas(key: str) -> pd.DataFrame:
     return _query(key, "SELECT area_code, area_name, area_level, parent_la FROM areas ORDER BY area_level, area_name")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@per_release
 def population_totals(key: str) -> pd.DataFrame:
     """All-ages, both-sexes populations: area_code, year, population, estimate_year, note."""
     return _query(
@@ -325,14 +377,14 @@ def population_totals(key: str) -> pd.DataFrame:
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@per_release
 def interventions(key: str) -> pd.DataFrame:
     if "interventions" not in _release_info(key)["tables"]:
         return pd.DataFrame()
     return _query(key, "SELECT * FROM interventions")
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_resource(show_spinner=False, max_entries=256)
 def level_counts(key: str, table: str, area_level: str, sex: str = "All", age_band: str = "All") -> pd.DataFrame:
     """Every area of ``area_level`` in ``table``, all periods, for one sex and
     age band ('All' = total; ignored where the table has no such breakdown).
@@ -340,8 +392,7 @@ def level_counts(key: str, table: str, area_level: str, sex: str = "All", age_ba
     Columns: area_code, period_start, period_end, provisional, count (Int64,
     NA = suppressed)."""
     ident = checked_table(key, table)
-    cat = catalogue(key)
-    dims = cat.loc[cat["table_name"] == table, "dimensions"].iloc[0]
+    dims = count_tables(key)[table]
     where = ["area_level = ?"]
     params: list[Any] = [area_level]
     if "sex" in dims:
@@ -363,21 +414,144 @@ def level_counts(key: str, table: str, area_level: str, sex: str = "All", age_ba
     return df
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@per_release(max_entries=256)
 def breakdown_values(key: str, table: str, column: str) -> list[str]:
     """Distinct values of a breakdown column ('sex' or 'age_band') of a count table."""
     if column not in ("sex", "age_band"):
         raise ValueError("only sex and age_band breakdowns can be listed")
     ident = checked_table(key, table)
-    cat = catalogue(key)
-    dims = cat.loc[cat["table_name"] == table, "dimensions"].iloc[0]
+    dims = count_tables(key)[table]
     if column not in dims:
         return []
     df = _query(key, f'SELECT DISTINCT "{column}" AS v FROM {ident} ORDER BY 1')
     return [str(v) for v in df["v"]]
 
 
+def _base_sql(key: str, table: str, area_level: str, sex: str, age_band: str, financial_years: bool,
+              period: str | None, area_codes: tuple[str, ...] | None) -> tuple[str, list]:
+    """SELECT area_code, period_start, period_end, provisional, count of one
+    validated table, filtered by parameters only."""
+    ident = checked_table(key, table)
+    dims = count_tables(key)[table]
+    where, params = ["area_level = ?"], [area_level]
+    if "sex" in dims:
+        where.append("sex = ?")
+        params.append(sex)
+    if "age_band" in dims:
+        where.append("age_band = ?")
+        params.append(age_band)
+    if area_codes is not None:
+        where.append("list_contains(?, area_code)")
+        params.append(list(area_codes))
+    if period is not None:
+        if financial_years:
+            where.append("period_start >= ?::DATE AND period_start < ?::DATE + INTERVAL 1 YEAR")
+            params += [period, period]
+        else:
+            where.append("period_start = ?::DATE")
+            params.append(period)
+    sql = (f"SELECT area_code, period_start, period_end, provisional, count FROM {ident} "
+           f"WHERE {' AND '.join(where)}")
+    if financial_years:
+        sql = (
+            "SELECT area_code, make_date(fy, 4, 1) AS period_start, make_date(fy + 1, 3, 31) AS period_end, "
+            "bool_or(provisional) AS provisional, "
+            "CASE WHEN count(count) = count(*) THEN sum(count) END::BIGINT AS count "
+            "FROM (SELECT *, CASE WHEN month(period_start) >= 4 THEN year(period_start) "
+            "ELSE year(period_start) - 1 END AS fy FROM (" + sql + ")) "
+            "GROUP BY area_code, fy HAVING count(*) = 12")
+    return sql, params
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def series_rows(
+    key: str,
+    table: str,
+    area_level: str,
+    sex: str = "All",
+    age_band: str = "All",
+    *,
+    financial_years: bool = False,
+    parent_table: str | None = None,
+    population: bool = False,
+    period: str | None = None,
+    area_codes: tuple[str, ...] | None = None,
+) -> pd.DataFrame:
+    """One query for everything a series needs, joined in DuckDB.
+
+    The areas of ``area_level`` in ``table`` (one sex and age band where the
+    table has those breakdowns; only ``area_codes`` if given), all periods or
+    only ``period`` (ISO date of its start), with the area's name, and
+    optionally the all-ages population of the period's year (``population``,
+    ``estimate_year``) and the count of ``parent_table`` for the same area and
+    period (``parent_count``, for proportions). ``financial_years`` sums
+    monthly counts into financial years (only complete years: 12 months, none
+    suppressed, else NULL; provisional if any month is).
+
+    Columns: area_code, area_name, period_start, period_end, provisional,
+    count (Int64, NA = suppressed) [, population, estimate_year] [, parent_count].
+    """
+    sql, params = _base_sql(key, table, area_level, sex, age_band, financial_years, period, area_codes)
+    select = ["t.area_code", "coalesce(a.area_name, t.area_code) AS area_name", "t.period_start", "t.period_end",
+              "t.provisional", "t.count"]
+    joins = ["LEFT JOIN (SELECT area_code, any_value(area_name) AS area_name FROM areas GROUP BY area_code) a "
+             "ON a.area_code = t.area_code"]
+    if population:
+        select += ["p.population::DOUBLE AS population", "p.estimate_year::DOUBLE AS estimate_year"]
+        joins.append("LEFT JOIN population p ON p.area_code = t.area_code AND p.year = year(t.period_start) "
+                     "AND p.sex = 'All' AND p.age_band = 'All'")
+    if parent_table:
+        psql, pparams = _base_sql(key, parent_table, area_level, sex, age_band, financial_years, period, area_codes)
+        select.append("d.count AS parent_count")
+        joins.append(f"LEFT JOIN ({psql}) d ON d.area_code = t.area_code AND d.period_start = t.period_start")
+        params = params + pparams
+    df = _query(key, f"SELECT {', '.join(select)} FROM ({sql}) t {' '.join(joins)} "
+                     "ORDER BY t.area_code, t.period_start", params)
+    df["period_start"] = pd.to_datetime(df["period_start"])
+    df["period_end"] = pd.to_datetime(df["period_end"])
+    df["count"] = df["count"].astype("Int64")
+    if "parent_count" in df:
+        df["parent_count"] = df["parent_count"].astype("Int64")
+    df["provisional"] = df["provisional"].fillna(False).astype(bool)
+    return df
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def periods(key: str, table: str, area_level: str, financial_years: bool = False) -> pd.DataFrame:
+    """The periods of ``table`` at ``area_level``: period_start, provisional
+    (any area provisional), oldest first; financial years summed from months
+    when ``financial_years`` (complete years only)."""
+    ident = checked_table(key, table)
+    if financial_years:
+        sql = (f"SELECT make_date(fy, 4, 1) AS period_start, bool_or(provisional) AS provisional FROM ("
+               f"SELECT provisional, period_start, CASE WHEN month(period_start) >= 4 THEN year(period_start) "
+               f"ELSE year(period_start) - 1 END AS fy FROM {ident} WHERE area_level = ?) "
+               "GROUP BY fy HAVING count(DISTINCT period_start) = 12 ORDER BY 1")
+    else:
+        sql = (f"SELECT period_start, bool_or(provisional) AS provisional FROM {ident} WHERE area_level = ? "
+               "GROUP BY period_start ORDER BY 1")
+    df = _query(key, sql, [area_level])
+    df["period_start"] = pd.to_datetime(df["period_start"])
+    df["provisional"] = df["provisional"].fillna(False).astype(bool)
+    return df
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def areas_in(key: str, table: str, area_level: str) -> pd.DataFrame:
+    """The areas of ``area_level`` that ``table`` publishes: area_code, area_name (by name)."""
+    ident = checked_table(key, table)
+    return _query(
+        key,
+        f"SELECT t.area_code, coalesce(any_value(a.area_name), t.area_code) AS area_name FROM "
+        f"(SELECT DISTINCT area_code FROM {ident} WHERE area_level = ?) t "
+        "LEFT JOIN areas a ON a.area_code = t.area_code GROUP BY t.area_code ORDER BY 2",
+        [area_level])
+
+
 def clear_caches() -> None:
-    """Drop cached results and close connections (tests)."""
+    """Drop cached results and close connections (tests, benchmarks)."""
     st.cache_data.clear()
+    st.cache_resource.clear()
+    for memo in _PerRelease.registry:
+        memo.clear()
     CONNECTIONS.close_all()

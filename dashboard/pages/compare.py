@@ -38,17 +38,18 @@ with c5:
 table0 = ind.table_at(level, period_kind) or ind.table_at(level, "month")
 with c6:
     sex = controls.pick_sex(key, table0, "compare_sex")
-series = I.load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised, sex=sex)
+with c4:
+    period = controls.pick_period(I.periods_of(key, ind, level, period_kind), I.resolve_kind(ind, level, period_kind),
+                                  key="compare_period")
+series = I.load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised, sex=sex,
+                       period=period)
 if series is None:
     st.info("This statistic is not published for this indicator at this level; choose another.")
     st.stop()
-data = series.data
-with c4:
-    period = controls.pick_period(data[["period_start", "provisional"]], series.period_kind, key="compare_period")
-
-rows = data[data["period_start"] == period].copy()
+rows = series.data.copy()
 comp = I.comparator_area(key, level, rows["area_code"].tolist())
-comp_rows = I.comparator_series(key, ind, inds, series, comp, annualised=annualised, sex=sex) if comp else None
+comp_rows = (I.comparator_series(key, ind, inds, series, comp, annualised=annualised, sex=sex, period=period)
+             if comp else None)
 bench_row = None
 if comp_rows is not None:
     b = comp_rows[comp_rows["period_start"] == period]
@@ -100,12 +101,12 @@ shown = pd.DataFrame({
     "area code": ranked["area_code"],
     "period": ranked["period"],
     "period start": ranked["period_start"].dt.date.astype(str),
-    "provisional": ranked["provisional"].map({True: "provisional", False: ""}),
-    "count (rounded)": [frame.fmt_count(v) for v in ranked["count"]],
-    "denominator": [frame.fmt_num(v, 0) for v in ranked["denominator"]],
-    series.value_label: [frame.value_text(r) for _, r in ranked.iterrows()],
-    "lower 95% CI": [frame.fmt_num(v) for v in ranked["lower"]],
-    "upper 95% CI": [frame.fmt_num(v) for v in ranked["upper"]],
+    "provisional": frame.provisional_text(ranked["provisional"]),
+    "count (rounded)": frame.counts_text(ranked["count"]),
+    "denominator": frame.nums_text(ranked["denominator"], 0),
+    series.value_label: frame.values_text(ranked),
+    "lower 95% CI": frame.nums_text(ranked["lower"]),
+    "upper 95% CI": frame.nums_text(ranked["upper"]),
     f"compared with {comp_name}": ranked["category"],
     "funnel plot": [charts.FUNNEL_NAMES.get(s, "") if isinstance(s, str) else "" for s in ranked["significance"]],
 })

@@ -77,8 +77,8 @@ shown = pd.DataFrame({
     "area": sel["area_name"],
     "due " + I.PERIOD_NAMES[series.period_kind]: sel["period"],
     "period start": sel["period_start"].dt.date.astype(str),
-    "expected births (rounded)": [frame.fmt_count(v) for v in sel["count"]],
-    "provisional": sel["provisional"].map({True: "provisional", False: ""}),
+    "expected births (rounded)": frame.counts_text(sel["count"]),
+    "provisional": frame.provisional_text(sel["provisional"]),
     "after extract date": (sel["period_start"] > ext).map({True: "yes", False: ""}) if ext is not None else "",
 })
 frame.chart_block(fig, shown, rel=rel, key="early", summary=summary, filename="expected_births")

@@ -30,13 +30,15 @@ c4, c5, _ = st.columns([3, 2, 2])
 with c5:
     period_kind = controls.pick_period_kind(ind, level, key="map_period_kind", prefer="financial_year")
     annualised = controls.pick_annualised(period_kind, statistic, key="map_annualised")
-series = I.load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised)
+with c4:
+    period = controls.pick_period(I.periods_of(key, ind, level, period_kind), I.resolve_kind(ind, level, period_kind),
+                                  key="map_period")
+series = I.load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised,
+                       period=period)
 if series is None:
     st.info("This statistic is not published for this indicator at this level; choose another.")
     st.stop()
-with c4:
-    period = controls.pick_period(series.data[["period_start", "provisional"]], series.period_kind, key="map_period")
-rows = series.data[series.data["period_start"] == period]
+rows = series.data
 
 features = geo.load_boundaries(level)
 if features is None:
@@ -76,12 +78,12 @@ shown = pd.DataFrame({
     "area code": rows["area_code"],
     "period": rows["period"],
     "period start": rows["period_start"].dt.date.astype(str),
-    "provisional": rows["provisional"].map({True: "provisional", False: ""}),
-    "count (rounded)": [frame.fmt_count(v) for v in rows["count"]],
-    "denominator": [frame.fmt_num(v, 0) for v in rows["denominator"]],
-    series.value_label: [frame.value_text(r) for _, r in rows.iterrows()],
-    "lower 95% CI": [frame.fmt_num(v) for v in rows["lower"]],
-    "upper 95% CI": [frame.fmt_num(v) for v in rows["upper"]],
+    "provisional": frame.provisional_text(rows["provisional"]),
+    "count (rounded)": frame.counts_text(rows["count"]),
+    "denominator": frame.nums_text(rows["denominator"], 0),
+    series.value_label: frame.values_text(rows),
+    "lower 95% CI": frame.nums_text(rows["lower"]),
+    "upper 95% CI": frame.nums_text(rows["upper"]),
 }).sort_values("area")
 frame.chart_block(fig, shown, rel=rel, key="map", summary=summary, filename="map")
 st.caption(frame.md(geo.ATTRIBUTION) + ". Boundaries: ONS (super generalised), via the reference pack. "

@@ -44,7 +44,7 @@ frame.legend([I.policy_of(i) for i in inds], rates=True)
 
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
+@st.cache_resource(show_spinner=False, max_entries=512)
 def tile(key: str, ind_id: str, code: str, level: str) -> dict | None:
     """Everything one tile shows (cached per release, indicator and area)."""
     inds = I.indicators_of(key)
@@ -54,9 +54,12 @@ def tile(key: str, ind_id: str, code: str, level: str) -> dict | None:
     d = s.data[s.data["area_code"] == code].sort_values("period_start") if s is not None else pd.DataFrame()
     if d.empty:
         return None
-    last = d.iloc[-1]
-    ch = I.change_vs_year_earlier(d, s.period_kind)
-    recent = d.tail(24)
+    complete = d[~d["provisional"]]
+    # the latest complete period (forward-looking tables end in provisional months)
+    upto = complete if len(complete) else d
+    last = upto.iloc[-1]
+    ch = I.change_vs_year_earlier(upto, s.period_kind)
+    recent = upto.tail(24)
     unit = s.value_label if stat == I.RATE else f"{ind.unit} (rounded)"
     if pd.isna(last["value"]):
         value = str(last["status"])
@@ -76,9 +79,10 @@ rows, spark_rows = [], []
 for ind in inds:
     if not any(lv in ind.levels() for lv in ("place", "la")):
         continue
-    st.subheader(frame.md(ind.label), divider="gray")
-    frame.coverage_note(ind)
-    cols = st.columns(len(tile_areas))
+    head, *cols = st.columns([2] + [3] * len(tile_areas), border=False)
+    with head:
+        st.markdown(f"**{frame.md(ind.label)}**")
+        frame.coverage_note(ind)
     for col, (code, level) in zip(cols, tile_areas):
         name = names.get(code, code)
         t = tile(key, ind.id, code, level)
@@ -87,7 +91,9 @@ for ind in inds:
                 st.metric(frame.md(name), "not published",
                           help="This indicator is not published for this area (outside the source's coverage).",
                           border=True)
-                rows.append({"indicator": ind.label, "area": name, "period": "", "status": "not published"})
+                rows.append({"indicator": ind.label, "area": name, "period": "", "provisional": "",
+                             "count (rounded)": "", "statistic": "", "value": "not published",
+                             "status": "not published"})
                 continue
             last, ch, unit = t["last"], t["change"], t["unit"]
             if ch.get("ok"):
@@ -115,7 +121,7 @@ for ind in inds:
                        + ("" if ch.get("ok") else f"; {frame.md(delta)}"))
             rows.append({
                 "indicator": ind.label, "area": name, "period": last["period"],
-                "provisional": bool(last["provisional"]), "count (rounded)": count_txt,
+                "provisional": "provisional" if last["provisional"] else "", "count (rounded)": count_txt,
                 "statistic": unit, "value": frame.value_text(last),
                 "lower 95% CI": frame.fmt_num(last["lower"]), "upper 95% CI": frame.fmt_num(last["upper"]),
                 "compared with": ch.get("previous_period", ""),
@@ -128,9 +134,10 @@ for ind in inds:
             })
             r = t["recent"]
             spark_rows.append(pd.DataFrame({
-                "indicator": ind.label, "area": name, "period": r["period"], "provisional": r["provisional"],
-                "count (rounded)": [frame.fmt_count(v) for v in r["count"]], "statistic": unit,
-                "value": [frame.value_text(x) for _, x in r.iterrows()]}))
+                "indicator": ind.label, "area": name, "period": r["period"],
+                "provisional": frame.provisional_text(r["provisional"]),
+                "count (rounded)": frame.counts_text(r["count"]), "statistic": unit,
+                "value": frame.values_text(r)}))
 
 st.subheader("Tables behind the tiles", divider="gray")
 summary = (f"{len(rows)} tiles for {len(tile_areas)} areas. Each tile shows the latest period, the change from the "
@@ -139,7 +146,7 @@ summary = (f"{len(rows)} tiles for {len(tile_areas)} areas. Each tile shows the 
 st.caption(summary)
 tab1, tab2 = st.tabs(["Headline figures", "Sparkline data"])
 with tab1:
-    shown = frame.with_release(pd.DataFrame(rows), rel)
+    shown = frame.with_release(pd.DataFrame(rows).fillna(""), rel)
     st.dataframe(shown, hide_index=True, key="overview_table")
     frame.download(shown, rel=rel, key="overview", filename="overview_headlines")
 with tab2:

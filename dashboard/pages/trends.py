@@ -37,12 +37,9 @@ table0 = ind.table_at(level, period_kind) or ind.table_at(level, "month")
 with c6:
     sex = controls.pick_sex(key, table0, "trends_sex")
 
-series = I.load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised, sex=sex)
-if series is None:
-    st.info("This statistic is not published for this indicator at this level; choose another.")
-    st.stop()
-data = series.data
-codes = sorted(data["area_code"].unique(), key=lambda c: names.get(c, c))
+options = I.areas_of(key, ind, level, period_kind)
+codes = options["area_code"].tolist()
+names.update(dict(zip(options["area_code"], options["area_name"])))
 default_code = controls.default_borough(key) if level == "la" else None
 default = [default_code] if default_code in codes else codes[:1]
 with c4:
@@ -57,6 +54,12 @@ frame.coverage_note(ind)
 if not picked:
     st.info("Choose at least one area.")
     st.stop()
+series = I.load_series(key, ind, inds, level, statistic, period_kind=period_kind, annualised=annualised, sex=sex,
+                       areas=picked)
+if series is None:
+    st.info("This statistic is not published for this indicator at this level; choose another.")
+    st.stop()
+data = series.data
 
 comp = I.comparator_area(key, level, picked)
 comp_rows = None
@@ -108,12 +111,12 @@ shown = pd.DataFrame({
     "role": table["role"],
     "period": table["period"],
     "period start": table["period_start"].dt.date.astype(str),
-    "provisional": table["provisional"].map({True: "provisional", False: ""}),
-    "count (rounded)": [frame.fmt_count(v) for v in table["count"]],
-    "denominator": [frame.fmt_num(v, 0) for v in table["denominator"]],
-    series.value_label: [frame.value_text(r) for _, r in table.iterrows()],
-    "lower 95% CI": [frame.fmt_num(v) for v in table["lower"]],
-    "upper 95% CI": [frame.fmt_num(v) for v in table["upper"]],
+    "provisional": frame.provisional_text(table["provisional"]),
+    "count (rounded)": frame.counts_text(table["count"]),
+    "denominator": frame.nums_text(table["denominator"], 0),
+    series.value_label: frame.values_text(table),
+    "lower 95% CI": frame.nums_text(table["lower"]),
+    "upper 95% CI": frame.nums_text(table["upper"]),
 })
 frame.chart_block(fig, shown, rel=rel, key="trends", summary=summary, filename="trends",
                   table_label="Table behind this chart (also shown below)")

@@ -38,15 +38,25 @@ def _clear():
     queries.clear_caches()
 
 
+_COMPONENTS: list = []
+
+
 @pytest.fixture()
 def make_app(monkeypatch, publication):
-    """AppTest of dashboard/app.py reading ``db`` (default: the publication)."""
+    """AppTest of dashboard/app.py reading ``db`` (default: the publication).
+
+    Each AppTest object scans the installed packages for custom components
+    (~1 s); the scan is done once and shared, as a server does at start-up."""
 
     def make(db: Path | None = None, page: str | None = None) -> AppTest:
         monkeypatch.setenv("OUTCOMES_DB", str(db or publication))
         _clear()
         at = AppTest.from_file(str(APP), default_timeout=120)
+        if _COMPONENTS and hasattr(at, "_bidi_component_manager"):
+            at._bidi_component_manager = _COMPONENTS[0]
         at.run()
+        if not _COMPONENTS and getattr(at, "_bidi_component_manager", None) is not None:
+            _COMPONENTS.append(at._bidi_component_manager)
         if page and page != "overview":
             at.switch_page(f"pages/{page}.py")
             at.run()

@@ -7,6 +7,7 @@ import os
 import shutil
 
 import duckdb
+import numpy as np
 import pytest
 
 from dashboard import queries
@@ -130,4 +131,30 @@ def test_missing_or_broken_publication_explains_what_to_do(tmp_path):
     duckdb.connect(str(empty)).close()
     with pytest.raises(queries.PublicationUnavailable, match="not a complete publication"):
         queries.open_release(empty)
+    queries.clear_caches()
+
+
+def test_financial_years_summed_in_duckdb_need_every_month(release_file):
+    """Summing months into financial years: complete years only, NULL when any
+    month is suppressed, provisional when any month is."""
+    rel = queries.open_release(release_file)
+    cat = queries.catalogue(rel.key)
+    table = cat[(cat["kind"] == "count") & (cat["period_kind"] == "month")
+                & cat["area_levels"].map(lambda v: "ward" in v)]["table_name"].iloc[0]
+    months = queries.series_rows(rel.key, table, "ward")
+    years = queries.series_rows(rel.key, table, "ward", financial_years=True)
+    m = months.copy()
+    m["fy"] = np.where(m["period_start"].dt.month >= 4, m["period_start"].dt.year, m["period_start"].dt.year - 1)
+    g = m.groupby(["area_code", "fy"]).agg(n=("count", "size"), missing=("count", lambda s: s.isna().sum()),
+                                           total=("count", "sum"), prov=("provisional", "any")).reset_index()
+    g = g[g["n"] == 12]
+    assert len(years) == len(g) > 0
+    merged = years.assign(fy=years["period_start"].dt.year).merge(g, on=["area_code", "fy"])
+    assert (merged["count"].isna() == (merged["missing"] > 0)).all()
+    ok = merged["count"].notna()
+    assert (merged.loc[ok, "count"].astype(int) == merged.loc[ok, "total"].astype(int)).all()
+    assert (merged["provisional"] == merged["prov"]).all()
+    one = queries.series_rows(rel.key, table, "ward", financial_years=True,
+                              period=str(years["period_start"].iloc[0].date()))
+    assert set(one["period_start"]) == {years["period_start"].iloc[0]}
     queries.clear_caches()
