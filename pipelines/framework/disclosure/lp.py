@@ -140,6 +140,31 @@ def _rule_ok(lo: float, hi: float, threshold: int, width: int) -> bool:
     return integer_width(lo, hi) >= width
 
 
+def _colour_classes(A: sp.csr_matrix, AT: sp.csr_matrix, und: np.ndarray, small_row: int,
+                    max_classes: int) -> list[np.ndarray]:
+    """Greedy colouring of targets: two targets conflict when they touch a common small row."""
+    rowlen = np.diff(A.indptr)
+    small = sp.csr_matrix(A[rowlen <= small_row])
+    small.data[:] = 1.0
+    T = sp.csr_matrix(AT[und])
+    T.data[:] = 1.0
+    S = (T @ small.T).tocsr()            # target x small row: shares a variable
+    S.data[:] = 1.0
+    C = (S @ S.T).tocsr()                # target x target conflicts
+    colour = np.full(len(und), -1)
+    order = np.argsort(-np.diff(C.indptr), kind="stable")
+    for i in order:
+        nb = C.indices[C.indptr[i]:C.indptr[i + 1]]
+        used = set(colour[nb][colour[nb] >= 0].tolist())
+        k = 0
+        while k in used:
+            k += 1
+        colour[i] = k
+    classes = [und[colour == k] for k in range(int(colour.max()) + 1)] if len(und) else []
+    classes.sort(key=len, reverse=True)
+    return classes[:max_classes]
+
+
 def _rule_ok_meets(lo: float, hi: float, threshold: int) -> bool:
     """True when a range known to lie inside the feasible range meets [1, threshold]."""
     return hi >= 1 - TOL and lo <= threshold + TOL
@@ -289,6 +314,19 @@ def protect_ranges(
         undecided = undecided[~safe[undecided]]
         if len(undecided) > 0.7 * before and before < 50:
             break
+    # coloured sweeps: targets sharing no small row are pushed up (then down) together
+    if not exact_all and len(undecided) > 8:
+        und = undecided[~safe[undecided]]
+        for cls in _colour_classes(A, AT, und, small_row=40, max_classes=12):
+            if len(cls) < 2:
+                continue
+            c = np.asarray(AT[cls].sum(axis=0)).ravel()
+            idx = np.flatnonzero(c)
+            for maximize in (True, False):
+                status, x, _ = model.solve(idx, c[idx], maximize)
+                if status == "optimal":
+                    witness(x, und[~safe[und]])
+        undecided = undecided[~safe[undecided]]
     # local inner / outer LPs on large components
     if not exact_all and A.shape[1] > local_above and len(undecided):
         undecided = undecided[~safe[undecided]]
