@@ -59,8 +59,16 @@ least each part where that is certainly true, i.e. where every breakdown is
 or age band may differ between the month and the year, so "at least each
 part" does not hold for sub-totals and would make true data infeasible).
 
-Variables that a published exact 0 forces to 0 are removed; the rest falls
-into independent connected components (``components``).
+The audit (``audit.split_components``) then removes the variables a published
+exact 0 forces to 0 and splits the rest into independent connected
+components; inside a component, blocks linked only by the inequality rows
+(measures, period lengths) are checked separately first (``audit._decoupled``).
+
+Which relations are *not* modelled: "at least each part" for distinct-person
+sub-totals (see above), subset_of between cells whose keys differ, and
+earlier releases' own relations (only their published values are used, see
+``audit``). Breakdown labels are assumed to mean the same thing in every
+table of a measure, and each table's categories to add up to its ``All``.
 """
 
 from __future__ import annotations
