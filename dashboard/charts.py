@@ -75,9 +75,18 @@ def esc(text) -> str:
 
 
 def fmt(v, digits: int = 1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or pd.isna(v):
+    if v is None or v is pd.NA or v != v:
         return "-"
     return f"{v:,.{digits}f}"
+
+
+def _fmts(values, digits: int = 1) -> list[str]:
+    """fmt over an array (NaN -> '-')."""
+    return ["-" if v != v else f"{v:,.{digits}f}" for v in np.asarray(values, dtype=float).tolist()]
+
+
+def _escs(values) -> list[str]:
+    return [html.escape(str(v), quote=True) for v in values]
 
 
 Figure = dict  # plotly figure JSON: {"data": [...], "layout": {...}}
@@ -96,6 +105,14 @@ def _list(a) -> list:
 
 def _dates(a) -> list:
     return pd.DatetimeIndex(a).strftime("%Y-%m-%d").tolist()
+
+
+def _legend_gap(layout: dict, px: int) -> None:
+    """Put the legend ``px`` pixels below the plot area (room for tick labels
+    and an axis title)."""
+    m = layout["margin"]
+    plot_h = max(layout["height"] - m["t"] - m["b"], 100)
+    layout["legend"]["y"] = -px / plot_h
 
 
 def _base_layout(title: str, footer: str, height: int = 540, bottom: int = 110) -> dict:
@@ -191,8 +208,8 @@ def trend_figure(
                     "legendgroup": label, "showlegend": False, "name": f"{label} 95% CI"})
         prov = d["provisional"].to_numpy(bool)
         any_prov |= bool(prov.any())
-        custom = [[esc(p), fmt(a), fmt(b), " (provisional)" if pv else ""]
-                  for p, a, b, pv in zip(d["period"], lo, hi, prov)]
+        custom = [list(t) for t in zip(_escs(d["period"]), _fmts(lo), _fmts(hi),
+                                       [" (provisional)" if pv else "" for pv in prov])]
         data.append({
             "type": "scatter", "x": list(x), "y": _list(v), "mode": "lines+markers", "name": label,
             "legendgroup": label,
@@ -244,7 +261,7 @@ def ranked_figure(
     supp = df[df["value"].isna()]
     data: list[dict] = []
     labelled = len(shown) <= max_labelled
-    names = [esc(n) for n in shown["area_name"]]
+    names = _escs(shown["area_name"])
     cats = shown["category"].to_numpy()
     for cat in CATEGORY_COLOURS:
         sel = np.flatnonzero(cats == cat)
@@ -252,7 +269,7 @@ def ranked_figure(
             continue
         s = shown.iloc[sel]
         val, lo, hi = (s[c].to_numpy(float) for c in ("value", "lower", "upper"))
-        custom = [[esc(n), fmt(a), fmt(b)] for n, a, b in zip(s["area_name"], lo, hi)]
+        custom = [list(t) for t in zip(_escs(s["area_name"]), _fmts(lo), _fmts(hi))]
         hover = ("<b>%{customdata[0]}</b><br>" + esc(x_title) + ": %{" + ("x" if labelled else "y") +
                  ":,.1f}<br>95% CI %{customdata[1]} to %{customdata[2]}<br>" + cat + "<extra></extra>")
         if labelled:
@@ -302,6 +319,8 @@ def ranked_figure(
     else:
         layout["xaxis"].update({"title": {"text": "Rank (lowest to highest)"}})
         layout["yaxis"].update({"title": {"text": esc(x_title)}, "rangemode": "tozero"})
+    layout["margin"]["b"] = 140
+    _legend_gap(layout, 78)
     return {"data": data, "layout": layout}
 
 
@@ -347,9 +366,10 @@ def funnel_figure(
             "customdata": [esc(n) for n in s["area_name"]],
             "hovertemplate": "<b>%{customdata}</b><br>" + esc(y_title) + ": %{y:,.1f}<br>" + esc(x_title)
                              + ": %{x:,.0f}<br>" + FUNNEL_NAMES[label] + "<extra></extra>"})
-    layout = _base_layout(esc(title), footer)
+    layout = _base_layout(esc(title), footer, height=580, bottom=150)
     layout["xaxis"].update({"title": {"text": esc(x_title)}, "rangemode": "tozero"})
     layout["yaxis"].update({"title": {"text": esc(y_title)}, "rangemode": "tozero"})
+    _legend_gap(layout, 78)
     return {"data": data, "layout": layout}
 
 
@@ -388,15 +408,18 @@ def map_figure(
     east, north) to frame; default: the published areas.
     """
     data: list[dict] = []
-    d = df[df["area_code"].isin(features.keys())]
+    all_codes = df["area_code"].to_numpy(dtype=object)
+    keep = np.fromiter((c in features for c in all_codes), dtype=bool, count=len(all_codes))
+    d = df[keep]
+    codes_arr = all_codes[keep]
+    names_arr = d["area_name"].to_numpy(dtype=object)
     has_value = d["value"].notna().to_numpy()
-    status = d["status"].to_numpy()
+    status = d["status"].to_numpy(dtype=object)
+    is_supp = status == "suppressed"
     valued = d[has_value]
-    supp = d[status == "suppressed"]
-    norate = d[~has_value & (status != "suppressed")]
-    published = set(d["area_code"])
+    norate_mask = ~has_value & ~is_supp
+    published = set(codes_arr.tolist())
     missing = [c for c in features if c not in published]
-
     def fc(codes) -> dict:
         return {"type": "FeatureCollection", "features": [features[c] for c in codes]}
 
@@ -411,13 +434,12 @@ def map_figure(
             "customdata": hover, "hovertemplate": "%{customdata}<extra></extra>"})
 
     flat("Not published for this area (outside the source's coverage)", missing, NOT_PUBLISHED_COLOUR, "#9A9A9A",
-         [f"<b>{esc(features[c]['properties']['area_name'])}</b><br>not published" for c in missing])
+         [f"<b>{n}</b><br>not published" for n in _escs(features[c]["properties"]["area_name"] for c in missing)])
     if len(valued):
-        codes = valued["area_code"].tolist()
-        counts = valued["count"].to_numpy(dtype=object)
-        custom = [[esc(n), fmt(a), fmt(b), "suppressed" if pd.isna(c) else f"{int(c):,}"]
-                  for n, a, b, c in zip(valued["area_name"], valued["lower"].to_numpy(float),
-                                        valued["upper"].to_numpy(float), counts)]
+        codes = codes_arr[has_value].tolist()
+        counts = valued["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan).tolist()
+        custom = [list(t) for t in zip(_escs(names_arr[has_value]), _fmts(valued["lower"]), _fmts(valued["upper"]),
+                                       ["suppressed" if c != c else f"{int(c):,}" for c in counts])]
         data.append({
             "type": "choroplethmap", "geojson": fc(codes), "locations": codes,
             "z": _list(valued["value"].to_numpy(float)), "featureidkey": "properties.area_code",
@@ -428,11 +450,12 @@ def map_figure(
             "hovertemplate": "<b>%{customdata[0]}</b><br>" + esc(value_title) + ": %{z:,.1f}<br>95% CI "
                              "%{customdata[1]} to %{customdata[2]}<br>count (rounded): %{customdata[3]}"
                              "<extra></extra>"})
-    flat(suppressed_label, supp["area_code"].tolist(), SUPPRESSED_COLOUR, "#FFFFFF",
-         [f"<b>{esc(n)}</b><br>suppressed" for n in supp["area_name"]])
-    flat("Count published, no population denominator (no rate)", norate["area_code"].tolist(), NO_RATE_COLOUR,
-         "#FFFFFF", [f"<b>{esc(n)}</b><br>count (rounded): {'-' if pd.isna(c) else f'{int(c):,}'}; no rate"
-                     for n, c in zip(norate["area_name"], norate["count"].to_numpy(dtype=object))])
+    flat(suppressed_label, codes_arr[is_supp].tolist(), SUPPRESSED_COLOUR, "#FFFFFF",
+         [f"<b>{n}</b><br>suppressed" for n in _escs(names_arr[is_supp])])
+    nr_counts = d["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[norate_mask].tolist()
+    flat("Count published, no population denominator (no rate)", codes_arr[norate_mask].tolist(), NO_RATE_COLOUR,
+         "#FFFFFF", [f"<b>{n}</b><br>count (rounded): {'-' if c != c else f'{int(c):,}'}; no rate"
+                     for n, c in zip(_escs(names_arr[norate_mask]), nr_counts)])
     if bounds is None:
         from .geo import bounds as _bounds
 

@@ -8,9 +8,8 @@ are read, from :func:`pipelines.framework.reference.default_reference_dir`
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
-
-import streamlit as st
 
 from pipelines.framework.reference import ATTRIBUTION, BOUNDARY_FILES, default_reference_dir
 
@@ -33,19 +32,57 @@ def _stamp(path: Path) -> str:
     return f"{path}|{s.st_mtime_ns}|{s.st_size}"
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _load(stamp: str) -> dict:
+#: coordinates are rounded to 5 decimal places (about 1 m; the boundaries are
+#: super-generalised to tens of metres), which makes the map's JSON smaller
+COORD_DECIMALS = 5
+
+
+def _round(c):
+    if c and isinstance(c[0], (int, float)):
+        return [round(float(c[0]), COORD_DECIMALS), round(float(c[1]), COORD_DECIMALS)]
+    return [_round(x) for x in c]
+
+
+def _extent(c, box: list[float]) -> None:
+    if c and isinstance(c[0], (int, float)):
+        box[0] = min(box[0], c[0])
+        box[1] = min(box[1], c[1])
+        box[2] = max(box[2], c[0])
+        box[3] = max(box[3], c[1])
+    else:
+        for x in c:
+            _extent(x, box)
+
+
+_LOCK = threading.Lock()
+_LOADED: dict[str, tuple[dict, dict]] = {}
+
+
+def _load(stamp: str) -> tuple[dict, dict]:
+    """(area_code -> feature, area_code -> (west, south, east, north)); cached
+    per process: the boundaries do not change with the release."""
+    with _LOCK:
+        if stamp in _LOADED:
+            return _LOADED[stamp]
     path = Path(stamp.split("|", 1)[0])
     with open(path, encoding="utf-8") as f:
         gj = json.load(f)
-    feats = {}
+    feats, boxes = {}, {}
     for feat in gj.get("features", []):
         props = feat.get("properties") or {}
         code = props.get("area_code")
-        if code:
-            feats[str(code)] = {"type": "Feature", "id": str(code), "geometry": feat["geometry"],
-                                "properties": {"area_code": str(code), "area_name": str(props.get("area_name", ""))}}
-    return feats
+        geom = feat.get("geometry")
+        if not code or not geom:
+            continue
+        geom = {"type": geom["type"], "coordinates": _round(geom["coordinates"])}
+        feats[str(code)] = {"type": "Feature", "id": str(code), "geometry": geom,
+                            "properties": {"area_code": str(code), "area_name": str(props.get("area_name", ""))}}
+        box = [float("inf"), float("inf"), float("-inf"), float("-inf")]
+        _extent(geom["coordinates"], box)
+        boxes[str(code)] = tuple(box)
+    with _LOCK:
+        _LOADED[stamp] = (feats, boxes)
+    return feats, boxes
 
 
 def load_boundaries(level: str) -> dict[str, dict] | None:
@@ -55,24 +92,24 @@ def load_boundaries(level: str) -> dict[str, dict] | None:
     path = boundary_path(level)
     if path is None:
         return None
-    return _load(_stamp(path))
+    return _load(_stamp(path))[0]
+
+
+def bounds_of(level: str, codes) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) around ``codes`` of ``level`` (all areas if none match)."""
+    path = boundary_path(level)
+    if path is None:
+        return None
+    boxes = _load(_stamp(path))[1]
+    sel = [boxes[c] for c in codes if c in boxes] or list(boxes.values())
+    if not sel:
+        return None
+    return (min(b[0] for b in sel), min(b[1] for b in sel), max(b[2] for b in sel), max(b[3] for b in sel))
 
 
 def bounds(features: list[dict]) -> tuple[float, float, float, float] | None:
     """(west, south, east, north) of some features."""
-    xs: list[float] = []
-    ys: list[float] = []
-
-    def walk(c):
-        if isinstance(c, (list, tuple)) and c and isinstance(c[0], (int, float)):
-            xs.append(float(c[0]))
-            ys.append(float(c[1]))
-        elif isinstance(c, (list, tuple)):
-            for cc in c:
-                walk(cc)
-
+    box = [float("inf"), float("inf"), float("-inf"), float("-inf")]
     for f in features:
-        walk(f["geometry"]["coordinates"])
-    if not xs:
-        return None
-    return min(xs), min(ys), max(xs), max(ys)
+        _extent(f["geometry"]["coordinates"], box)
+    return tuple(box) if box[0] != float("inf") else None

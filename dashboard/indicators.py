@@ -414,6 +414,44 @@ def _load_series(
                   statistic_label(statistic, ind, inds, kind, annualised), notes)
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
+def headline(key: str, ind_id: str, codes: tuple[str, ...]) -> dict[str, dict]:
+    """The overview's tiles for one indicator: for each of ``codes`` (boroughs
+    or the place) the latest complete period (a forward-looking table ends in
+    provisional periods), its value, the change from the same period a year
+    earlier and the last two years. One query for all the areas."""
+    inds = indicators_of(key)
+    ind = next(i for i in inds if i.id == ind_id)
+    levels = tuple(lv for lv in ("la", "place") if lv in ind.levels())
+    table = ind.table_at(levels[0]) if levels else None
+    if table is None:
+        return {}
+    stat = RATE if ind.has_population_denominator else COUNT
+    df = queries.series_rows(key, table["table_name"], tuple(lv for lv in levels if lv in table["area_levels"]),
+                             population=stat == RATE, area_codes=tuple(sorted(codes)))
+    kind = table["period_kind"]
+    multiplier = 100_000.0 * (PERIODS_PER_YEAR[kind] if stat == RATE and kind in ("month", "quarter") else 1)
+    out = derive_values(df, stat, denominator=df["population"] if stat == RATE else None, multiplier=multiplier)
+    labels = {p: period_label(p, kind) for p in out["period_start"].unique()}
+    out["period"] = out["period_start"].map(labels)
+    label = statistic_label(stat, ind, inds, kind, True)
+    tiles = {}
+    area = out["area_code"].to_numpy(dtype=object)
+    for code in dict.fromkeys(area.tolist()):
+        d = out[area == code]
+        complete = d[~d["provisional"].to_numpy()]
+        upto = complete if len(complete) else d
+        last = upto.iloc[-1]
+        recent = upto.tail(24)
+        tiles[str(code)] = {
+            "statistic": stat, "unit": label if stat == RATE else f"{ind.unit} (rounded)", "period_kind": kind,
+            "last": {k: last[k] for k in ("period", "provisional", "count", "value", "lower", "upper", "status")},
+            "change": change_vs_year_earlier(upto, kind),
+            "recent": recent[["period", "provisional", "count", "value", "status"]].reset_index(drop=True),
+        }
+    return tiles
+
+
 def comparator_area(key: str, level: str, area_codes: list[str] | None = None) -> tuple[str, str] | None:
     """The comparator for areas of ``level``: the place for boroughs (and
     the place itself), the parent borough for areas within a borough."""
@@ -495,26 +533,30 @@ def change_vs_year_earlier(rows: pd.DataFrame, period_kind: str) -> dict:
     """Latest period against the same period a year earlier for one area:
     rate ratio with exact CI (:func:`pipelines.stats.before_after`), using the
     population as person-time when there is one."""
-    d = rows.sort_values("period_start")
-    if d.empty:
+    if rows.empty:
         return {"ok": False, "reason": "no data"}
-    last = d.iloc[-1]
-    target = pd.Timestamp(last["period_start"]) - pd.DateOffset(years=1)
-    prev = d[d["period_start"] == target]
-    base = {"period": last["period"], "provisional": bool(last["provisional"]),
+    d = rows.sort_values("period_start")
+    starts = d["period_start"].to_numpy()
+    counts = d["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    dens = (d["denominator"].to_numpy(dtype=float, na_value=np.nan) if "denominator" in d
+            else np.full(len(d), np.nan))
+    last_start = pd.Timestamp(starts[-1])
+    target = last_start - pd.DateOffset(years=1)
+    base = {"period": period_label(last_start, period_kind), "provisional": bool(d["provisional"].to_numpy()[-1]),
             "previous_period": period_label(target, period_kind)}
-    if prev.empty:
+    hit = np.flatnonzero(starts == np.datetime64(target))
+    if not len(hit):
         return {**base, "ok": False, "reason": "no figure for the same period a year earlier"}
-    prev = prev.iloc[0]
-    if pd.isna(last["count"]) or pd.isna(prev["count"]):
+    i = int(hit[0])
+    a, b = counts[-1], counts[i]
+    if a != a or b != b:
         return {**base, "ok": False, "reason": "suppressed, so no comparison"}
-    pa = last.get("denominator")
-    pb = prev.get("denominator")
-    use_pop = pa is not None and pb is not None and not pd.isna(pa) and not pd.isna(pb) and pa > 0 and pb > 0
+    pa, pb = dens[-1], dens[i]
+    use_pop = pa == pa and pb == pb and pa > 0 and pb > 0
     ta, tb = (float(pa), float(pb)) if use_pop else (1.0, 1.0)
-    if float(prev["count"]) == 0 and float(last["count"]) == 0:
+    if a == 0 and b == 0:
         return {**base, "ok": False, "reason": "zero in both periods"}
-    r = stats.before_after(float(prev["count"]), tb, float(last["count"]), ta)
+    r = stats.before_after(float(b), tb, float(a), ta)
     sig = bool(r.lower > 1 or r.upper < 1)
     return {**base, "ok": True, "ratio": float(r.ratio), "lower": float(r.lower), "upper": float(r.upper),
             "p_value": float(r.p_value), "significant": sig,

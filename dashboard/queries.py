@@ -427,13 +427,16 @@ def breakdown_values(key: str, table: str, column: str) -> list[str]:
     return [str(v) for v in df["v"]]
 
 
-def _base_sql(key: str, table: str, area_level: str, sex: str, age_band: str, financial_years: bool,
+def _base_sql(key: str, table: str, area_level: str | tuple[str, ...], sex: str, age_band: str, financial_years: bool,
               period: str | None, area_codes: tuple[str, ...] | None) -> tuple[str, list]:
     """SELECT area_code, period_start, period_end, provisional, count of one
     validated table, filtered by parameters only."""
     ident = checked_table(key, table)
     dims = count_tables(key)[table]
-    where, params = ["area_level = ?"], [area_level]
+    if isinstance(area_level, tuple):  # several levels at once (e.g. boroughs and the place)
+        where, params = ["list_contains(?, area_level)"], [list(area_level)]
+    else:
+        where, params = ["area_level = ?"], [area_level]
     if "sex" in dims:
         where.append("sex = ?")
         params.append(sex)
@@ -467,7 +470,7 @@ def _base_sql(key: str, table: str, area_level: str, sex: str, age_band: str, fi
 def series_rows(
     key: str,
     table: str,
-    area_level: str,
+    area_level: str | tuple[str, ...],
     sex: str = "All",
     age_band: str = "All",
     *,

@@ -56,7 +56,8 @@ policy = I.policy_of(ind)
 supp_label = "Suppressed" + (f" (hidden under the {policy['name']} policy)" if policy else "")
 title = f"{ind.label}, {I.LEVEL_NAMES[level].lower()}s, {period_txt}: {series.value_label}"
 fig = charts.map_figure(rows, features, title=title, value_title=series.value_label,
-                        attribution=geo.ATTRIBUTION, footer=frame.footer_text(rel), suppressed_label=supp_label)
+                        attribution=geo.ATTRIBUTION, footer=frame.footer_text(rel), suppressed_label=supp_label,
+                        bounds=geo.bounds_of(level, rows["area_code"]))
 
 valued = rows[rows["value"].notna()]
 n_supp = int((rows["status"] == I.STATUS_SUPPRESSED).sum())

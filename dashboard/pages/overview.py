@@ -42,39 +42,6 @@ tile_areas = ([(str(place.iloc[0]["area_code"]), "place")] if len(place) else []
 
 frame.legend([I.policy_of(i) for i in inds], rates=True)
 
-
-
-@st.cache_resource(show_spinner=False, max_entries=512)
-def tile(key: str, ind_id: str, code: str, level: str) -> dict | None:
-    """Everything one tile shows (cached per release, indicator and area)."""
-    inds = I.indicators_of(key)
-    ind = next(i for i in inds if i.id == ind_id)
-    stat = I.RATE if ind.has_population_denominator else I.COUNT
-    s = I.load_series(key, ind, inds, level, stat) if level in ind.levels() else None
-    d = s.data[s.data["area_code"] == code].sort_values("period_start") if s is not None else pd.DataFrame()
-    if d.empty:
-        return None
-    complete = d[~d["provisional"]]
-    # the latest complete period (forward-looking tables end in provisional months)
-    upto = complete if len(complete) else d
-    last = upto.iloc[-1]
-    ch = I.change_vs_year_earlier(upto, s.period_kind)
-    recent = upto.tail(24)
-    unit = s.value_label if stat == I.RATE else f"{ind.unit} (rounded)"
-    if pd.isna(last["value"]):
-        value = str(last["status"])
-    elif stat == I.RATE:
-        value = f"{last['value']:,.1f}"
-    else:
-        value = f"{int(last['count']):,}"
-    return {
-        "value": value, "unit": unit, "change": ch, "period_kind": s.period_kind,
-        "spark": [float("nan") if pd.isna(v) else float(v) for v in recent["value"]],
-        "last": {k: last[k] for k in ("period", "provisional", "count", "value", "lower", "upper", "status")},
-        "recent": recent[["period", "provisional", "count", "value", "status"]].reset_index(drop=True),
-    }
-
-
 rows, spark_rows = [], []
 for ind in inds:
     if not any(lv in ind.levels() for lv in ("place", "la")):
@@ -83,9 +50,10 @@ for ind in inds:
     with head:
         st.markdown(f"**{frame.md(ind.label)}**")
         frame.coverage_note(ind)
+    tiles = I.headline(key, ind.id, tuple(c for c, _ in tile_areas))
     for col, (code, level) in zip(cols, tile_areas):
         name = names.get(code, code)
-        t = tile(key, ind.id, code, level)
+        t = tiles.get(code)
         with col:
             if t is None:
                 st.metric(frame.md(name), "not published",
@@ -96,6 +64,13 @@ for ind in inds:
                              "status": "not published"})
                 continue
             last, ch, unit = t["last"], t["change"], t["unit"]
+            if pd.isna(last["value"]):
+                value = str(last["status"])
+            elif t["statistic"] == I.RATE:
+                value = f"{last['value']:,.1f}"
+            else:
+                value = f"{int(last['count']):,}"
+            spark = [float(v) if v == v else float("nan") for v in t["recent"]["value"].to_numpy(float)]
             if ch.get("ok"):
                 pct = (ch["ratio"] - 1) * 100
                 sig = "significant" if ch["significant"] else "not significant"
@@ -108,13 +83,13 @@ for ind in inds:
                 delta, delta_colour = f"no comparison: {ch.get('reason', '')}", "off"
             prov = " (provisional)" if last["provisional"] else ""
             count_txt = frame.fmt_count(last["count"])
-            has_spark = any(v == v for v in t["spark"])
+            has_spark = any(v == v for v in spark)
             st.metric(
                 f"{frame.md(name)}, {frame.md(last['period'])}{prov}",
-                t["value"], delta=delta if ch.get("ok") else None, delta_color=delta_colour,
-                chart_data=t["spark"] if has_spark else None, chart_type="line", border=True,
+                value, delta=delta if ch.get("ok") else None, delta_color=delta_colour,
+                chart_data=spark if has_spark else None, chart_type="line", border=True,
                 help=f"{unit}. Count {count_txt}. Change: rate ratio with exact 95% CI "
-                     f"(before/after test); sparkline: the last {len(t['spark'])} "
+                     f"(before/after test); sparkline: the last {len(spark)} "
                      f"{I.PERIOD_NAMES[t['period_kind']]}s.",
             )
             st.caption(f"{frame.md(unit)}; count {count_txt}"

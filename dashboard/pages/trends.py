@@ -76,6 +76,13 @@ if comp_rows is not None and len(comp_rows):
     c["role"] = "comparator"
     plot = pd.concat([sel, c], ignore_index=True)
 
+no_denom = sorted({names.get(c, c) for c in sel.loc[sel["status"] == I.STATUS_NO_DENOM, "area_code"]})
+if no_denom:
+    st.info("No rate is shown for " + ", ".join(frame.md(n) for n in no_denom) + ": there is no population "
+            "estimate for " + ("this area" if len(no_denom) == 1 else "these areas") + " (outside Trafford only "
+            "the boroughs have population estimates). Their published counts are in the table below; choose "
+            "*Count* to chart them.", icon=":material/info:")
+
 title = f"{ind.label}: {series.value_label}"
 fig = charts.trend_figure(plot, title=title, y_title=series.value_label, footer=frame.footer_text(rel),
                           show_ci=show_ci)
