@@ -367,7 +367,7 @@ def funnel_figure(
             "hovertemplate": "<b>%{customdata}</b><br>" + esc(y_title) + ": %{y:,.1f}<br>" + esc(x_title)
                              + ": %{x:,.0f}<br>" + FUNNEL_NAMES[label] + "<extra></extra>"})
     layout = _base_layout(esc(title), footer, height=580, bottom=150)
-    layout["xaxis"].update({"title": {"text": esc(x_title)}, "rangemode": "tozero"})
+    layout["xaxis"].update({"title": {"text": esc(x_title)}})
     layout["yaxis"].update({"title": {"text": esc(y_title)}, "rangemode": "tozero"})
     _legend_gap(layout, 78)
     return {"data": data, "layout": layout}

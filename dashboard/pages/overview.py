@@ -10,8 +10,8 @@ from dashboard import indicators as I
 
 rel = frame.release()
 frame.header("Place overview", rel,
-             "The latest period of each indicator for Greater Manchester and a borough, with the change from "
-             "the same period a year earlier and the last two years as a sparkline.")
+             "The latest complete period of each indicator for Greater Manchester and a borough, with the "
+             "change from the same period a year earlier and the last two years as a sparkline.")
 key = rel.key
 cat = queries.catalogue(key)
 inds = I.indicators_of(key)

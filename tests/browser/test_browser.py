@@ -189,6 +189,13 @@ def test_every_page_draws_in_a_real_browser(browser, server, linked):
         if name == "overview":
             assert page.locator("[data-testid=stMetric]").count() >= 4
         _screenshot(page, name)
+        if name == "compare":  # the funnel plot, behind its tab
+            page.get_by_role("tab", name="Funnel plot").click()
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.js-plotly-plot')].some(p => p.offsetParent !== null "
+                "&& p.querySelectorAll('.trace path').length > 5 && p.innerText.includes('99.8% limits'))",
+                timeout=30_000)
+            _screenshot(page, "compare_funnel")
     # nothing was fetched from the internet (maps, fonts, icons all local)
     external = [u for u in failed_requests if not u.startswith(server)]
     assert not external, external

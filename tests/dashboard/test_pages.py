@@ -205,3 +205,33 @@ def test_no_publication_says_how_to_make_one(make_app, tmp_path):
     at.run()
     assert not at.exception
     assert any("no publication" in w.value.lower() for w in at.warning)
+
+
+def test_area_without_population_shows_counts_and_says_why(make_app, release_file, tmp_path):
+    """Outside Trafford only boroughs have populations: such areas get counts
+    and an explanation, never a made-up rate."""
+    import shutil
+
+    db = tmp_path / "nopop.duckdb"
+    shutil.copyfile(release_file, db)
+    con = duckdb.connect(str(db))
+    ward = con.execute(
+        'SELECT area_code FROM "alcohol_ae__alcohol_attendances__locality_ward_month" '
+        "WHERE area_level = 'ward' ORDER BY area_code LIMIT 1").fetchone()[0]
+    con.execute("DELETE FROM population WHERE area_code = ?", [ward])
+    con.close()
+    at = make_app(db=db, page="trends")
+    at.selectbox(key="trends_level").set_value("ward").run()
+    at.multiselect(key="trends_areas_ward").set_value([ward]).run()
+    _no_failures(at)
+    assert any("No rate is shown" in i.value and "population" in i.value for i in at.info)
+    shown = at.dataframe[0].value
+    mine = shown[shown["role"] == "area"]
+    rate_col = [c for c in shown.columns if c.startswith("Rate")][0]
+    assert (mine[rate_col].isin(["no population denominator", "suppressed"])).all()
+    assert (mine["count (rounded)"] != "").all()
+    at.switch_page("pages/map.py")
+    at.run()
+    _no_failures(at)
+    spec = plotly_specs(at)[0]
+    assert any("no population denominator" in str(t.get("name", "")) for t in spec["data"])
