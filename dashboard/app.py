@@ -23,20 +23,7 @@ from dashboard import frame, queries  # noqa: E402
 REFRESH_EVERY = timedelta(seconds=3)
 
 
-def _favicon():
-    """A plain local favicon: icons named like ':material/x:' or emoji are
-    fetched from a CDN by the browser, which council networks block."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
-    d = ImageDraw.Draw(img)
-    d.rounded_rectangle((0, 0, 31, 31), radius=6, fill=(0, 114, 178, 255))
-    for i, h in enumerate((10, 18, 24)):
-        d.rectangle((6 + i * 8, 28 - h, 11 + i * 8, 27), fill=(255, 255, 255, 255))
-    return img
-
-
-st.set_page_config(page_title="Place-based outcomes", page_icon=_favicon(), layout="wide")
+st.set_page_config(page_title="Place-based outcomes", page_icon=frame.favicon(), layout="wide")
 
 PAGES = HERE / "pages"
 pages = [

@@ -102,3 +102,18 @@ def pick_period_kind(ind: I.Indicator, level: str, key: str, prefer: str = "mont
     return st.selectbox("Periods", kinds, index=idx, key=key,
                         format_func=lambda k: I.PERIOD_NAMES[k].capitalize() + "s"
                         + ("" if k in published else " (summed from months)"))
+
+
+def pick_comparator(key: str, ind: I.Indicator, level: str, area_codes, widget_key: str,
+                    prefer: str = "the place") -> tuple[str, str, str] | None:
+    """Choose the comparator (the place, or the parent borough for areas within one)."""
+    choices = I.comparator_choices(key, ind, level, list(area_codes) if area_codes is not None else None)
+    if not choices:
+        return None
+    if len(choices) == 1:
+        return choices[0]
+    roles = [c[2] for c in choices]
+    idx = roles.index(prefer) if prefer in roles else 0
+    picked = st.radio("Comparator", roles, index=idx, key=widget_key, horizontal=True,
+                      format_func=lambda r: f"{next(c[1] for c in choices if c[2] == r)} ({r})")
+    return next(c for c in choices if c[2] == picked)

@@ -8,6 +8,7 @@ releases even if a new one is published while it runs.
 
 from __future__ import annotations
 
+import functools
 import re
 from contextlib import contextmanager
 from typing import Iterator
@@ -30,6 +31,20 @@ def md(text) -> str:
     if text is None or (isinstance(text, float) and pd.isna(text)):
         return ""
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+@functools.lru_cache(maxsize=1)
+def favicon():
+    """A plain local favicon: icons named like ':material/x:' or emoji are
+    fetched from a CDN by the browser, which council networks block."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle((0, 0, 31, 31), radius=6, fill=(0, 114, 178, 255))
+    for i, h in enumerate((10, 18, 24)):
+        d.rectangle((6 + i * 8, 28 - h, 11 + i * 8, 27), fill=(255, 255, 255, 255))
+    return img
 
 
 # ---------------------------------------------------------------------------

@@ -476,6 +476,27 @@ def comparator_area(key: str, level: str, area_codes: list[str] | None = None) -
     return str(r["area_code"]), str(r["area_name"])
 
 
+def comparator_choices(key: str, ind: Indicator, level: str,
+                       area_codes: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """Comparators ``ind`` is published for: (code, name, role) with role
+    'the place' and, for areas within one borough, 'the parent borough'."""
+    ar = queries.areas(key)
+    out = []
+    place = ar[ar["area_level"] == "place"]
+    if len(place) and "place" in ind.levels():
+        out.append((str(place.iloc[0]["area_code"]), str(place.iloc[0]["area_name"]), "the place"))
+    if level not in ("la", "place"):
+        sub = ar[ar["area_level"] == level]
+        if area_codes:
+            sub = sub[sub["area_code"].isin(area_codes)]
+        parents = sub["parent_la"].dropna().unique()
+        if len(parents) == 1 and "la" in ind.levels():
+            la = ar[ar["area_code"] == parents[0]]
+            if len(la):
+                out.append((str(la.iloc[0]["area_code"]), str(la.iloc[0]["area_name"]), "the parent borough"))
+    return out
+
+
 def comparator_series(
     key: str, ind: Indicator, inds: list[Indicator], series: Series, comparator: tuple[str, str],
     *, annualised: bool = True, sex: str = "All", age_band: str = "All", period=None,

@@ -47,7 +47,9 @@ if series is None:
     st.info("This statistic is not published for this indicator at this level; choose another.")
     st.stop()
 rows = series.data.copy()
-comp = I.comparator_area(key, level, rows["area_code"].tolist())
+comp3 = controls.pick_comparator(key, ind, level, rows["area_code"].tolist(), "compare_comparator",
+                                 prefer="the parent borough")
+comp = (comp3[0], comp3[1]) if comp3 else None
 comp_rows = (I.comparator_series(key, ind, inds, series, comp, annualised=annualised, sex=sex, period=period)
              if comp else None)
 bench_row = None

@@ -46,6 +46,7 @@ with c4:
     picked = st.multiselect("Areas (up to 6)", codes, default=default, max_selections=6,
                             format_func=lambda c: names.get(c, c), key=f"trends_areas_{level}")
 show_comparator = st.toggle("Show the comparator", value=True, key="trends_show_comparator")
+comp3 = controls.pick_comparator(key, ind, level, picked, "trends_comparator") if show_comparator else None
 show_ci = st.toggle("Show 95% confidence intervals", value=True, key="trends_show_ci")
 
 frame.legend([I.policy_of(ind)], rates=statistic != I.COUNT)
@@ -61,7 +62,7 @@ if series is None:
     st.stop()
 data = series.data
 
-comp = I.comparator_area(key, level, picked)
+comp = (comp3[0], comp3[1]) if comp3 else None
 comp_rows = None
 if comp is not None and show_comparator and comp[0] not in picked:
     comp_rows = I.comparator_series(key, ind, inds, series, comp, annualised=annualised, sex=sex)
@@ -138,6 +139,6 @@ if statistic != I.COUNT:
 if n_nodenom:
     notes.append("no rate is shown where an area has no population denominator (outside Trafford only boroughs "
                  "have population estimates); the count is shown instead")
-if comp is not None:
-    notes.append(f"comparator: {comp[1]} ({'the place' if level in ('la', 'place') else 'the parent borough'})")
+if comp3 is not None:
+    notes.append(f"comparator: {comp3[1]} ({comp3[2]}); the comparison carries the source's coverage above")
 st.caption("Notes: " + "; ".join(frame.md(n) for n in notes) + ".")

@@ -235,3 +235,20 @@ def test_area_without_population_shows_counts_and_says_why(make_app, release_fil
     _no_failures(at)
     spec = plotly_specs(at)[0]
     assert any("no population denominator" in str(t.get("name", "")) for t in spec["data"])
+
+
+def test_comparator_can_be_the_place_or_the_parent_borough(make_app):
+    at = make_app(page="compare")
+    at.selectbox(key="compare_level").set_value("ward").run()
+    _no_failures(at)
+    assert "compared with Trafford" in at.dataframe[0].value.columns
+    at.radio(key="compare_comparator").set_value("the place").run()
+    _no_failures(at)
+    assert "compared with Greater Manchester" in at.dataframe[0].value.columns
+    at = make_app(page="trends")
+    at.selectbox(key="trends_level").set_value("ward").run()
+    _no_failures(at)
+    roles = set(at.dataframe[0].value["role"])
+    assert roles == {"area", "comparator"}
+    comp = at.dataframe[0].value.query("role == 'comparator'")["area"].iloc[0]
+    assert comp == "Greater Manchester"  # the place by default on Trends
