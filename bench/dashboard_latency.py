@@ -393,7 +393,8 @@ def main(argv=None) -> int:
     logging.disable(logging.WARNING)
     import psutil
 
-    print(f"CPU cores: {psutil.cpu_count(logical=True)}; runs per figure: {args.runs}")
+    print(f"CPU cores: {psutil.cpu_count(logical=True)}; runs per figure: {args.runs}; "
+          f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="outcomes-bench-dashboard-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
@@ -405,6 +406,8 @@ def main(argv=None) -> int:
 
         queries.clear_caches()
     ok = report(results)
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          "(other processes on the machine inflate these times)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0 if ok else 1
