@@ -444,13 +444,13 @@ def map_figure(
             "type": "choroplethmap", "geojson": fc(codes), "locations": codes,
             "z": _list(valued["value"].to_numpy(float)), "featureidkey": "properties.area_code",
             "colorscale": "Viridis", "name": esc(value_title),
-            "marker": {"line": {"color": "#FFFFFF", "width": 0.6}, "opacity": 0.9},
+            "marker": {"line": {"color": "#3A3A3A", "width": 0.5}, "opacity": 0.95},
             "colorbar": {"title": {"text": esc(value_title), "side": "right"}, "thickness": 14, "len": 0.75},
             "customdata": custom, "showlegend": False,
             "hovertemplate": "<b>%{customdata[0]}</b><br>" + esc(value_title) + ": %{z:,.1f}<br>95% CI "
                              "%{customdata[1]} to %{customdata[2]}<br>count (rounded): %{customdata[3]}"
                              "<extra></extra>"})
-    flat(suppressed_label, codes_arr[is_supp].tolist(), SUPPRESSED_COLOUR, "#FFFFFF",
+    flat(suppressed_label, codes_arr[is_supp].tolist(), SUPPRESSED_COLOUR, "#3A3A3A",
          [f"<b>{n}</b><br>suppressed" for n in _escs(names_arr[is_supp])])
     nr_counts = d["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[norate_mask].tolist()
     flat("Count published, no population denominator (no rate)", codes_arr[norate_mask].tolist(), NO_RATE_COLOUR,

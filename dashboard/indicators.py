@@ -414,42 +414,50 @@ def _load_series(
                   statistic_label(statistic, ind, inds, kind, annualised), notes)
 
 
-@st.cache_resource(show_spinner=False, max_entries=256)
-def headline(key: str, ind_id: str, codes: tuple[str, ...]) -> dict[str, dict]:
-    """The overview's tiles for one indicator: for each of ``codes`` (boroughs
-    or the place) the latest complete period (a forward-looking table ends in
-    provisional periods), its value, the change from the same period a year
-    earlier and the last two years. One query for all the areas."""
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _headline_series(key: str, ind_id: str) -> tuple[pd.DataFrame, str, str, str] | None:
+    """Values of one indicator for every borough and the place (one query)."""
     inds = indicators_of(key)
     ind = next(i for i in inds if i.id == ind_id)
     levels = tuple(lv for lv in ("la", "place") if lv in ind.levels())
     table = ind.table_at(levels[0]) if levels else None
     if table is None:
-        return {}
+        return None
     stat = RATE if ind.has_population_denominator else COUNT
     df = queries.series_rows(key, table["table_name"], tuple(lv for lv in levels if lv in table["area_levels"]),
-                             population=stat == RATE, area_codes=tuple(sorted(codes)))
+                             population=stat == RATE)
     kind = table["period_kind"]
     multiplier = 100_000.0 * (PERIODS_PER_YEAR[kind] if stat == RATE and kind in ("month", "quarter") else 1)
     out = derive_values(df, stat, denominator=df["population"] if stat == RATE else None, multiplier=multiplier)
     labels = {p: period_label(p, kind) for p in out["period_start"].unique()}
     out["period"] = out["period_start"].map(labels)
-    label = statistic_label(stat, ind, inds, kind, True)
-    tiles = {}
-    area = out["area_code"].to_numpy(dtype=object)
-    for code in dict.fromkeys(area.tolist()):
-        d = out[area == code]
-        complete = d[~d["provisional"].to_numpy()]
-        upto = complete if len(complete) else d
-        last = upto.iloc[-1]
-        recent = upto.tail(24)
-        tiles[str(code)] = {
-            "statistic": stat, "unit": label if stat == RATE else f"{ind.unit} (rounded)", "period_kind": kind,
-            "last": {k: last[k] for k in ("period", "provisional", "count", "value", "lower", "upper", "status")},
-            "change": change_vs_year_earlier(upto, kind),
-            "recent": recent[["period", "provisional", "count", "value", "status"]].reset_index(drop=True),
-        }
-    return tiles
+    unit = statistic_label(stat, ind, inds, kind, True) if stat == RATE else f"{ind.unit} (rounded)"
+    return out, stat, kind, unit
+
+
+@st.cache_resource(show_spinner=False, max_entries=1024)
+def headline(key: str, ind_id: str, code: str) -> dict | None:
+    """The overview's tile for one indicator and one borough (or the place):
+    the latest complete period (a forward-looking table ends in provisional
+    periods), its value, the change from the same period a year earlier and
+    the last two years."""
+    found = _headline_series(key, ind_id)
+    if found is None:
+        return None
+    out, stat, kind, unit = found
+    d = out[out["area_code"].to_numpy(dtype=object) == code]
+    if d.empty:
+        return None
+    complete = d[~d["provisional"].to_numpy()]
+    upto = complete if len(complete) else d
+    last = upto.iloc[-1]
+    recent = upto.tail(24)
+    return {
+        "statistic": stat, "unit": unit, "period_kind": kind,
+        "last": {k: last[k] for k in ("period", "provisional", "count", "value", "lower", "upper", "status")},
+        "change": change_vs_year_earlier(upto, kind),
+        "recent": recent[["period", "provisional", "count", "value", "status"]].reset_index(drop=True),
+    }
 
 
 def comparator_area(key: str, level: str, area_codes: list[str] | None = None) -> tuple[str, str] | None:

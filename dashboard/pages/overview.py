@@ -50,10 +50,9 @@ for ind in inds:
     with head:
         st.markdown(f"**{frame.md(ind.label)}**")
         frame.coverage_note(ind)
-    tiles = I.headline(key, ind.id, tuple(c for c, _ in tile_areas))
     for col, (code, level) in zip(cols, tile_areas):
         name = names.get(code, code)
-        t = tiles.get(code)
+        t = I.headline(key, ind.id, code)
         with col:
             if t is None:
                 st.metric(frame.md(name), "not published",
