@@ -22,7 +22,7 @@ happened to stay inside the old range), that component is re-checked without
 the earlier ranges, and a note says so.
 
 ``narrowest_width`` per table is the narrowest integer width found among the
-checked cells: exact where a min/max LP was solved for the cell, otherwise a
+checked cells whose range meets [1, threshold]: exact where a min/max LP was solved for the cell, otherwise a
 lower bound proven by two feasible solutions (already wide enough).
 """
 
@@ -368,7 +368,9 @@ def audit_release(
         df = tables[n]
         t = targets[s]
         safe = an.safe[s]
-        widths = np.array([integer_width(a, b) if tt and not np.isnan(a) else np.inf
+        # narrowest range among the cells the rule constrains (ranges meeting [1, threshold])
+        widths = np.array([integer_width(a, b) if tt and not np.isnan(a)
+                           and b >= 1 - 1e-6 and a <= policy.threshold + 1e-6 else np.inf
                            for a, b, tt in zip(an.lo[s], an.hi[s], t)])
         narrow = float(widths.min()) if t.any() and np.isfinite(widths.min()) else None
         bad = np.flatnonzero(t & ~safe)
