@@ -17,16 +17,23 @@ rollback.
 
 Only ``ProtectedRelease`` objects (made by the disclosure gate) can be
 written as count tables: ``write_release`` checks the type.
+
+Write failures (disk full, read-only file system, file size or quota
+limits, I/O errors) become a ``PublicationWriteError`` that names the path
+and what the system said, after the partial files are removed; the
+publication keeps serving the previous release.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -97,6 +104,73 @@ class PublicationError(OutcomesError):
     pass
 
 
+class PublicationWriteError(PublicationError):
+    """The release could not be written: disk full, read-only, ... The
+    message names the path and the system's reason; nothing was changed."""
+
+
+# what the system says -> what to do about it
+_WRITE_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space there and run again",
+    errno.EDQUOT: "the disk quota is used up: free space or raise the quota and run again",
+    errno.EFBIG: "the file would exceed the file size limit (ulimit -f): raise the limit and run again",
+    errno.EROFS: "the file system is read-only: remount it read-write, or publish elsewhere with --db",
+    errno.EACCES: "permission denied: run as a user who may write there, or publish elsewhere with --db",
+    errno.EPERM: "operation not permitted: run as a user who may write there, or publish elsewhere with --db",
+    errno.EIO: "the disk reported an I/O error: check the disk and run again",
+}
+# DuckDB reports OS errors in its own exceptions, as text
+_DUCKDB_OS_ERRORS = (
+    ("no space left on device", errno.ENOSPC),
+    ("disk quota exceeded", errno.EDQUOT),
+    ("file too large", errno.EFBIG),
+    ("read-only file system", errno.EROFS),
+    ("permission denied", errno.EACCES),
+    ("input/output error", errno.EIO),
+)
+
+
+def _os_error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int):
+        return code
+    text = str(exc).lower()
+    for pattern, code in _DUCKDB_OS_ERRORS:
+        if pattern in text:
+            return code
+    return None
+
+
+def write_failure(action: str, path: Path, exc: BaseException, db_link: Path) -> PublicationWriteError:
+    """A clear message for a failed write: what, where, why, what to do."""
+    code = _os_error_code(exc)
+    if code is not None:
+        reason = f"{os.strerror(code)} ({errno.errorcode.get(code, code)})"
+        advice = _WRITE_ADVICE.get(code, "check the disk and run again")
+    else:
+        reason = type(exc).__name__
+        advice = "check the disk and run again"
+    return PublicationWriteError(
+        f"could not {action} {path}: {reason}; {advice}. "
+        f"The publication {db_link} was not changed."
+    )
+
+
+@contextlib.contextmanager
+def _write_errors(action: str, path: Path, db_link: Path) -> Iterator[None]:
+    """Turn OS-level write failures (from Python or DuckDB) into PublicationWriteError."""
+    try:
+        yield
+    except PublicationError:
+        raise
+    except OSError as exc:
+        raise write_failure(action, path, exc, db_link) from exc
+    except duckdb.Error as exc:
+        if isinstance(exc, (duckdb.IOException, duckdb.PermissionException)) or _os_error_code(exc) is not None:
+            raise write_failure(action, path, exc, db_link) from exc
+        raise
+
+
 @dataclass
 class ReferenceTables:
     """Tables published beside the counts: geography and denominators."""
@@ -152,9 +226,10 @@ def publication_lock(db_link: Path, wait_seconds: float = 0.0) -> Iterator[None]
     """Hold the publication's lock; a second run waits up to ``wait_seconds``
     and then fails clearly instead of racing the first."""
     db_link = Path(db_link)
-    db_link.parent.mkdir(parents=True, exist_ok=True)
     lock_path = db_link.with_name(db_link.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    with _write_errors("create the lock file", lock_path, db_link):
+        db_link.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + wait_seconds
     try:
         while True:
@@ -259,15 +334,45 @@ def write_release(
             raise PublicationError("refusing to publish tables that have not passed the disclosure gate")
     db_link = Path(db_link)
     rdir = releases_dir(db_link)
-    rdir.mkdir(parents=True, exist_ok=True)
-    _adopt_plain_file(db_link, rdir)
-    _remove_stale_temporaries(rdir)
+    with _write_errors("prepare the releases folder", rdir, db_link):
+        rdir.mkdir(parents=True, exist_ok=True)
+        _adopt_plain_file(db_link, rdir)
+        _remove_stale_temporaries(rdir, db_link)
     release_id = new_release_id()
     published_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     tmp = rdir / f".{release_id}.tmp.duckdb"
     final = rdir / f"{release_id}.duckdb"
     previous = current_release_path(db_link)
     refreshed = {o.protected.pipeline for o in outputs}
+    renamed = False
+    try:
+        with _write_errors("write the new release", tmp, db_link):
+            _build_release_file(tmp, previous, outputs, reference, derive_columns, release_id, published_at, refreshed)
+            checkpoint("publication:closed")
+            _fsync(tmp)
+        with _write_errors("rename the new release to", final, db_link):
+            os.replace(tmp, final)
+        renamed = True
+        checkpoint("publication:renamed")
+        with _write_errors("switch the publication to", final, db_link):
+            switch_to(db_link, final)
+    except BaseException:
+        # nothing half-written stays behind: the link still names the previous release
+        _unlink_quietly(tmp, Path(str(tmp) + ".wal"))
+        if renamed and current_release_path(db_link) != final.resolve():
+            _unlink_quietly(final)
+        raise
+    checkpoint("publication:switched")
+    try:
+        prune_releases(db_link, keep)
+    except OSError:
+        pass  # the release is published; pruning is retried by the next run
+    return release_id
+
+
+def _build_release_file(tmp: Path, previous: Path | None, outputs: list[PipelineOutput], reference: ReferenceTables,
+                        derive_columns, release_id: str, published_at: dt.datetime, refreshed: set[str]) -> None:
+    """Write every table of the new release into ``tmp`` and close it."""
     con = duckdb.connect(str(tmp))
     checkpoint("publication:created")
     try:
@@ -336,18 +441,18 @@ def write_release(
         checkpoint("publication:before-checkpoint")
         con.execute("CHECKPOINT")
     except BaseException:
-        con.close()
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(duckdb.Error):
+            con.close()
         raise
     con.close()
-    checkpoint("publication:closed")
-    _fsync(tmp)
-    os.replace(tmp, final)
-    checkpoint("publication:renamed")
-    switch_to(db_link, final)
-    checkpoint("publication:switched")
-    prune_releases(db_link, keep)
-    return release_id
+
+
+def _unlink_quietly(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def switch_to(db_link: Path, release_file: Path) -> None:
@@ -356,8 +461,12 @@ def switch_to(db_link: Path, release_file: Path) -> None:
     tmp_link = db_link.with_name(f".{db_link.name}.{secrets.token_hex(4)}.link")
     target = os.path.relpath(release_file, db_link.parent)
     os.symlink(target, tmp_link)
-    checkpoint("publication:link-made")
-    os.replace(tmp_link, db_link)
+    try:
+        checkpoint("publication:link-made")
+        os.replace(tmp_link, db_link)
+    except BaseException:
+        _unlink_quietly(tmp_link)
+        raise
     _fsync_dir(db_link.parent)
 
 
@@ -388,11 +497,48 @@ def _adopt_plain_file(db_link: Path, rdir: Path) -> None:
         switch_to(db_link, adopted)
 
 
-def _remove_stale_temporaries(rdir: Path) -> None:
+def _remove_stale_temporaries(rdir: Path, db_link: Path | None = None) -> None:
+    """Remove what a killed run left behind (call while holding the lock):
+    hidden temporary release files (and DuckDB's ``.wal``/``.tmp`` beside
+    them), half-made links, and release files that were renamed into place
+    but never served (killed between the rename and the link switch)."""
     for stale in rdir.glob(".*.tmp.duckdb*"):
-        stale.unlink(missing_ok=True)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     for stale in rdir.parent.glob(".*.link"):
-        stale.unlink(missing_ok=True)
+        if stale.is_symlink() or stale.is_file():
+            stale.unlink(missing_ok=True)
+    if db_link is not None:
+        for orphan in _never_served(db_link):
+            orphan.unlink(missing_ok=True)
+            Path(str(orphan) + ".wal").unlink(missing_ok=True)
+
+
+def _never_served(db_link: Path) -> list[Path]:
+    """Release files newer than the served one that no run or rollback in
+    its history names: a run died after renaming its file into place and
+    before switching the link. (Withdrawn releases are older than the
+    rollback that withdrew them, and are kept.)"""
+    current = current_release_path(db_link)
+    if current is None or not current.exists():
+        return []
+    newer = [p for p in list_releases(db_link) if p.name > current.name and p.resolve() != current]
+    if not newer:
+        return []
+    try:
+        con = connect_readonly(current)
+    except duckdb.Error:
+        return []
+    try:
+        if "runs" not in _table_names(con):
+            return []
+        known = {r[0] for r in con.execute("SELECT DISTINCT release_id FROM runs").fetchall()}
+        notes = " ".join(r[0] or "" for r in con.execute("SELECT DISTINCT note FROM runs").fetchall())
+    finally:
+        con.close()
+    return [p for p in newer if p.stem not in known and p.stem not in notes]
 
 
 def _population_catalogue_row(reference: ReferenceTables, release_id: str, published_at: dt.datetime) -> dict:

@@ -5,7 +5,8 @@ The withdrawn release file is kept (for audit) but no longer served. The
 reason is recorded as a ``runs`` row with action ``rollback`` in a new
 release file built from the restored one, so the restored data are
 byte-for-byte those of the earlier release's tables while the history says
-what happened.
+what happened: ``runs`` carries the withdrawn release's whole history on,
+so after successive rollbacks every one of them is still recorded.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import datetime as dt
 import os
 import secrets
 import shutil
+from pathlib import Path
 
 import duckdb
 
 from .errors import OutcomesError
+from .faults import checkpoint
 from .publication import (
     code_version,
     current_release_path,
@@ -27,6 +30,10 @@ from .publication import (
     releases_dir,
     switch_to,
     _fsync,
+    _q,
+    _remove_stale_temporaries,
+    _unlink_quietly,
+    _write_errors,
 )
 
 
@@ -52,30 +59,55 @@ def rollback(db_link, reason: str, wait_seconds: float = 0.0) -> str:
         source = candidates[0]
         release_id = new_release_id()
         rdir = releases_dir(db_link)
+        with _write_errors("prepare the releases folder", rdir, db_link):
+            _remove_stale_temporaries(rdir, db_link)
         tmp = rdir / f".{release_id}.tmp.duckdb"
         final = rdir / f"{release_id}.duckdb"
-        shutil.copyfile(source, tmp)
+        renamed = False
         try:
-            con = duckdb.connect(str(tmp))
-            try:
-                now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                con.execute(
-                    "INSERT INTO runs (run_id, release_id, pipeline, action, started_at, finished_at, code_version, note) "
-                    "VALUES (?, ?, '*', 'rollback', ?, ?, ?, ?)",
-                    [secrets.token_hex(6), release_id, now, now, code_version(),
-                     f"withdrew release {withdrawn_id}, restored {previous_id}: {reason.strip()}"],
-                )
-                # previous_release_id stays the restored release's own, so a
-                # second rollback goes further back, never to the withdrawn one
-                con.execute("UPDATE release SET release_id = ?, published_at = ?", [release_id, now])
-                con.execute("UPDATE catalogue SET release_id = ?", [release_id])
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
-            _fsync(tmp)
-            os.replace(tmp, final)
+            with _write_errors("write the restored release", tmp, db_link):
+                shutil.copyfile(source, tmp)
+                checkpoint("rollback:copied")
+                _record_rollback(tmp, current, release_id, withdrawn_id, previous_id, reason)
+                checkpoint("rollback:recorded")
+                _fsync(tmp)
+            with _write_errors("rename the restored release to", final, db_link):
+                os.replace(tmp, final)
+            renamed = True
+            checkpoint("rollback:renamed")
+            with _write_errors("switch the publication to", final, db_link):
+                switch_to(db_link, final)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink_quietly(tmp, Path(str(tmp) + ".wal"))
+            if renamed and current_release_path(db_link) != final.resolve():
+                _unlink_quietly(final)
             raise
-        switch_to(db_link, final)
         return release_id
+
+
+def _record_rollback(tmp: Path, current: Path, release_id: str, withdrawn_id: str, previous_id: str,
+                     reason: str) -> None:
+    """Make the copy of the restored release the new current one. Its data
+    tables stay as they were; ``runs`` becomes the withdrawn release's whole
+    history (earlier rollbacks and the withdrawn runs included) plus this
+    rollback, so successive rollbacks never lose what happened."""
+    con = duckdb.connect(str(tmp))
+    try:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        con.execute(f"ATTACH '{_q(str(current))}' AS withdrawn (READ_ONLY)")
+        con.execute("DELETE FROM runs")
+        con.execute("INSERT INTO runs BY NAME SELECT * FROM withdrawn.runs")
+        con.execute("DETACH withdrawn")
+        con.execute(
+            "INSERT INTO runs (run_id, release_id, pipeline, action, started_at, finished_at, code_version, note) "
+            "VALUES (?, ?, '*', 'rollback', ?, ?, ?, ?)",
+            [secrets.token_hex(6), release_id, now, now, code_version(),
+             f"withdrew release {withdrawn_id}, restored {previous_id}: {reason.strip()}"],
+        )
+        # previous_release_id stays the restored release's own, so a
+        # second rollback goes further back, never to the withdrawn one
+        con.execute("UPDATE release SET release_id = ?, published_at = ?", [release_id, now])
+        con.execute("UPDATE catalogue SET release_id = ?", [release_id])
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
