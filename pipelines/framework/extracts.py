@@ -115,20 +115,54 @@ def _canonical_select(mapping: dict[str, str], schema: ExtractSchema, source: st
     return f"(SELECT {', '.join(cols)} FROM {source})"
 
 
+MAX_LINE_BYTES = 1_048_576
+SAVE_AS_CSV = "Export the extract as comma-separated UTF-8 text with a header row"
+
+
+def _looks_like_utf16(head: bytes) -> bool:
+    """Text saved as UTF-16 without a byte-order mark: every other byte NUL."""
+    sample = head[:4096]
+    if len(sample) < 8:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    return odd.count(0) > 0.8 * len(odd) or even.count(0) > 0.8 * len(even)
+
+
+def csv_problem(exc: BaseException) -> str:
+    """What went wrong reading a CSV, from DuckDB's error, without quoting it
+    (its text can hold a line of the extract)."""
+    text = str(exc)
+    if "Maximum line size" in text:
+        return (f"could not be read as a CSV file: a line is longer than {MAX_LINE_BYTES:,} bytes, "
+                "the most one row may hold (a runaway quote, or a file that is not this extract?)")
+    if "sniffing" in text or "dialect" in text:
+        return "could not be read as a CSV file: its rows and columns could not be told apart (check the quoting)"
+    return "could not be read as a CSV file"
+
+
 def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, schema: ExtractSchema) -> OpenedExtract:
-    head = path.open("rb").read(65536)
-    if b"\x00" in head[:4096] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    with path.open("rb") as f:
+        head = f.read(65536)
+    encoding = "utf-8"
+    if head.startswith(b"\xff\xfe"):
+        encoding = "utf-16"  # little-endian with a byte-order mark: Excel's "Unicode text"
+    elif head.startswith(b"\xfe\xff"):
+        raise ExtractError(str(path), "is UTF-16 big-endian text, which cannot be read", hint=SAVE_AS_CSV)
+    elif b"\x00" in head[:4096]:
+        if _looks_like_utf16(head):
+            raise ExtractError(str(path), "looks like UTF-16 text without a byte-order mark, which cannot be read",
+                               hint=SAVE_AS_CSV)
         raise ExtractError(str(path), "is not a CSV file (it contains binary data)",
                            hint="Export the extract as comma-separated text with a header row")
-    encoding = "utf-8"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a multi-byte character cut at the buffer end
-            encoding = "latin-1"
+    else:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a multi-byte character cut at the buffer end
+                encoding = "latin-1"
     options = (
         f"header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
-        f"encoding={_sql_str(encoding)}, max_line_size=1048576"
+        f"encoding={_sql_str(encoding)}, max_line_size={MAX_LINE_BYTES}"
     )
     base = f"read_csv({_sql_str(str(path))}, {options})"
     tolerant = (
@@ -137,9 +171,15 @@ def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, schema: ExtractSchema)
     )
     try:
         found = [d[0] for d in con.execute(f"SELECT * FROM {base} LIMIT 0").description]
-    except duckdb.Error:
-        raise ExtractError(str(path), "could not be read as a CSV file",
-                           hint="Export the extract as comma-separated UTF-8 text with a header row") from None
+    except duckdb.Error as strict_error:
+        # a malformed line among the first rows (e.g. a file cut short): read
+        # the header with such lines set aside; staging counts them as rejected
+        try:
+            found = [d[0] for d in con.execute(
+                f"SELECT * FROM read_csv({_sql_str(str(path))}, {options}, ignore_errors=true) LIMIT 0"
+            ).description]
+        except duckdb.Error:
+            raise ExtractError(str(path), csv_problem(strict_error), hint=SAVE_AS_CSV) from None
     mapping = _match_columns(path, found, schema)
     return OpenedExtract(path, "csv", _canonical_select(mapping, schema, base), encoding,
                          tolerant_relation_sql=_canonical_select(mapping, schema, tolerant))

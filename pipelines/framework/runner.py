@@ -4,13 +4,18 @@ One call publishes one release holding every pipeline run in it, plus the
 other pipelines' tables carried over unchanged from the current release.
 Each pipeline runs in its own in-memory DuckDB whose spill directory is a
 run-private folder removed when the pipeline finishes, whether it succeeded
-or not, so no temporary file outlives the run.
+or not, so no temporary file outlives the run. A run that is killed (power
+cut, OOM killer) cannot clean up: each run-private folder holds an
+``.owner`` file locked by the process that made it, and the next run removes
+every such folder whose lock is free (its owner is dead).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import os
 import shutil
@@ -69,6 +74,90 @@ def _sha256(path: Path, out: dict) -> None:
     out["sha256"] = h.hexdigest()
 
 
+RUN_DIR_PREFIX = "outcomes-"
+RUN_DIR_OWNER = ".owner"
+UNOWNED_STALE_SECONDS = 3600
+
+
+def make_run_dir(name: str) -> tuple[Path, int]:
+    """A run-private folder under TMPDIR, and the fd holding its owner lock.
+
+    The owner file is locked before it gets its final name, so a folder with
+    an ``.owner`` whose lock is free belongs to a dead process."""
+    remove_stale_run_dirs()
+    tmpdir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{name}-"))
+    pending = tmpdir / f"{RUN_DIR_OWNER}.{os.getpid()}"
+    fd = os.open(pending, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.rename(pending, tmpdir / RUN_DIR_OWNER)
+    return tmpdir, fd
+
+
+def remove_run_dir(tmpdir: Path, owner_fd: int | None) -> None:
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    if owner_fd is not None:
+        os.close(owner_fd)
+
+
+def remove_stale_run_dirs(root: Path | None = None) -> list[Path]:
+    """Remove run-private folders left by killed runs; returns those removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = [d for d in root.glob(f"{RUN_DIR_PREFIX}*") if d.is_dir() and not d.is_symlink()]
+    except OSError:
+        return removed
+    for d in candidates:
+        owner = d / RUN_DIR_OWNER
+        try:
+            fd = os.open(owner, os.O_RDWR)
+        except FileNotFoundError:
+            # no owner: a folder being made this instant, or one from an older
+            # version; only the latter is old
+            with contextlib.suppress(OSError):
+                if time.time() - d.stat().st_mtime > UNOWNED_STALE_SECONDS:
+                    shutil.rmtree(d, ignore_errors=True)
+                    removed.append(d)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # the owner is alive
+        finally:
+            os.close(fd)
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+class ResourceError(OutcomesError):
+    """The run ran out of memory or of temporary disk space."""
+
+
+def resource_failure(exc: BaseException, input_path: Path, tmpdir: Path) -> ResourceError:
+    """A clear message when DuckDB runs out of memory or of room for its
+    temporary files. DuckDB's own text is not passed on (it is not needed,
+    and messages never quote the extract)."""
+    code = publication._os_error_code(exc)
+    limit = os.environ.get("OUTCOMES_MEMORY_LIMIT")
+    limit_note = f"OUTCOMES_MEMORY_LIMIT is {limit}" if limit else "no OUTCOMES_MEMORY_LIMIT is set"
+    if code is not None:
+        import errno as _errno
+
+        what = (f"could not write temporary files in {tmpdir}: {os.strerror(code)} "
+                f"({_errno.errorcode.get(code, code)})")
+        advice = ("raise the file size limit (ulimit -f) and run again" if code == _errno.EFBIG else
+                  "free space there, or point TMPDIR at a disk with room, and run again")
+    else:
+        what = "ran out of memory, or of room for temporary files"
+        advice = (f"free space in TMPDIR ({tmpdir.parent}) or raise OUTCOMES_MEMORY_LIMIT ({limit_note}) "
+                  "and run again")
+    return ResourceError(f"{input_path}: {what} while processing the extract; {advice}. "
+                         "The publication was not changed.")
+
+
 def _connect(tmpdir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")
@@ -121,7 +210,7 @@ def run_one(
     """Run one pipeline up to (not including) publication."""
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     summary = RunSummary(pipeline=spec.name, input_file=input_path.name)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f"outcomes-{spec.name}-"))
+    tmpdir, owner_fd = make_run_dir(spec.name)
     hashed: dict = {}
     hasher = threading.Thread(target=_sha256, args=(input_path, hashed), daemon=True) if input_path.is_file() else None
     try:
@@ -149,6 +238,10 @@ def run_one(
             progress(f"{spec.name}: aggregating {staged.accepted:,} records into {len(spec.tables)} tables")
             draft = cubes.build_release(con, spec, areas, members, first, last, complete_from, complete_to, extract_date)
             checkpoint(f"{spec.name}:cubes")
+        except (duckdb.OutOfMemoryException, duckdb.IOException) as exc:
+            if not staging.out_of_resources(exc, input_path):
+                raise
+            raise resource_failure(exc, input_path, tmpdir) from None
         finally:
             con.close()
         policy_for = policy
@@ -169,7 +262,7 @@ def run_one(
         finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         return publication.PipelineOutput(protected, summary, rows, started, finished, policy_for.name), gate_seconds
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        remove_run_dir(tmpdir, owner_fd)
 
 
 def _persons_not_countable(con: duckdb.DuckDBPyConnection, spec: PipelineSpec) -> int:

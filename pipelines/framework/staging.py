@@ -12,19 +12,33 @@ file order) run only when there is something to report.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
 from .codelists import CodeList
 from .errors import ExtractError, TooManyRejectsError, format_rows
-from .extracts import OpenedExtract, _quote_ident, collect_csv_structural_rejects, typed_expression
+from .extracts import (
+    SAVE_AS_CSV,
+    OpenedExtract,
+    _quote_ident,
+    collect_csv_structural_rejects,
+    csv_problem,
+    typed_expression,
+)
 from .geography import postcode_key
 from .identifiers import nhs_number_valid_sql, normalise_nhs_number_sql, pseudonym_macro_sql
 from .spec import DeriveContext, PipelineSpec
 
 AGE_CAP = 90  # the highest band start any breakdown uses (ESP 2013: 90+)
+# Events dated more than this many years before the run are rejected: a
+# mistyped year (0023, 1023, 1901) would otherwise stretch every cube back
+# to that date, and a few such rows could make a run take hours and
+# gigabytes (or fail on a date Python cannot hold, before year 1).
+EVENT_HISTORY_YEARS = 20
 EXAMPLE_LIMIT = 200  # reject examples come from the first rejected rows found (the scan stops there)
 
 
@@ -164,6 +178,10 @@ def stage(
     except duckdb.Error as exc:
         if os.environ.get("OUTCOMES_DEBUG") == "sql":  # developer aid; may quote data
             raise
+        if out_of_resources(exc, opened.path):
+            raise  # not the extract's fault: the runner says what ran out
+        if opened.format == "csv" and "Maximum line size" in str(exc):
+            raise ExtractError(str(opened.path), csv_problem(exc), hint=SAVE_AS_CSV) from None
         raise ExtractError(str(opened.path), f"could not be read ({type(exc).__name__})",
                            hint="Check that it is a well-formed extract of this pipeline's kind") from None
     collect_csv_structural_rejects(con, opened)
@@ -177,6 +195,22 @@ def stage(
     return _check(con, spec, opened)
 
 
+_TEMP_FILE_ERRORS = ("no space left on device", "file too large", "disk quota exceeded", "read-only file system")
+
+
+def out_of_resources(exc: BaseException, extract_path: Path | None = None) -> bool:
+    """Out of memory, or an I/O error on DuckDB's temporary files (disk full,
+    file size limit) rather than on the extract."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return True
+    if not isinstance(exc, duckdb.IOException):
+        return False
+    text = str(exc)
+    if extract_path is not None and str(extract_path) in text:
+        return False
+    return "duckdb_temp" in text or any(e in text.lower() for e in _TEMP_FILE_ERRORS)
+
+
 def _late_checks(spec: PipelineSpec) -> str:
     """Rejections that depend on derived values (sex label, age, event date)."""
     late = []
@@ -185,7 +219,18 @@ def _late_checks(spec: PipelineSpec) -> str:
     if any(b.source == "age" for t in spec.tables for b in t.breakdowns):
         late.append("WHEN d.age IS NULL OR d.age < 0 OR d.age > 125 THEN 'unusable age (date of birth)'")
     late.append("WHEN d.event_date IS NULL THEN 'no event date'")
+    floor = earliest_event_date()
+    late.append(f"WHEN d.event_date < DATE '{floor.isoformat()}' THEN '{early_event_reason(floor)}'")
     return "CASE " + " ".join(late) + " END"
+
+
+def earliest_event_date(today: dt.date | None = None) -> dt.date:
+    today = today or dt.date.today()
+    return dt.date(today.year - EVENT_HISTORY_YEARS, 1, 1)
+
+
+def early_event_reason(floor: dt.date) -> str:
+    return f"event date before {floor.isoformat()} (more than {EVENT_HISTORY_YEARS} years ago)"
 
 
 def ordered_rows(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExtract,
