@@ -290,6 +290,9 @@ def catalogue_rows(spec: PipelineSpec, protected, policy: Policy, draft) -> list
         if m.distinct_persons:
             notes.append("distinct persons: each counted once per period, where their first counted record falls; "
                          "do not add across periods")
+        if not policy.secondary_suppression:
+            notes.append("disclosure control: primary suppression and rounding only; secondary suppression and "
+                         "the LP audit were not run for this release (see `outcomes audit`)")
         if t.data["provisional"].any():
             notes.append("periods marked provisional are incomplete (data still arriving or not wholly covered by the extract)")
         rows.append({
@@ -329,6 +332,7 @@ def run_pipelines(
     reference_dir: Path | None = None,
     wait_seconds: float = 0.0,
     max_reject_fraction: float | None = None,
+    secondary: bool | None = None,
     progress: Progress = lambda s: None,
 ) -> RunResult:
     """Run ``specs`` and publish one release. Raises ``OutcomesError`` on failure,
@@ -363,6 +367,8 @@ def run_pipelines(
         outputs = []
         for spec in specs:
             policy = load_policy(policy_name or spec.policy)
+            if secondary is not None and secondary != policy.secondary_suppression:
+                policy = dataclasses.replace(policy, secondary_suppression=secondary)
             out, gate_s = run_one(spec, inputs[spec.name], key, pack, areas, members, policy, db, progress)
             outputs.append(out)
             result.summaries.append(out.summary)

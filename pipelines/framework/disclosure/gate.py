@@ -67,11 +67,14 @@ def protect(
     meta = table_meta_from_draft(draft)
     true_tables = {t.name: t.data for t in draft.tables}
     primary = {name: primary_mask(df["count"].to_numpy(), policy) for name, df in true_tables.items()}
-    if progress:
-        progress("secondary suppression")
-    suppressed = secondary.secondary_suppress(
-        true_tables, meta, draft.area_members, policy, primary, previous=previous
-    )
+    if policy.secondary_suppression:
+        if progress:
+            progress("secondary suppression")
+        suppressed = secondary.secondary_suppress(
+            true_tables, meta, draft.area_members, policy, primary, previous=previous
+        )
+    else:
+        suppressed = {name: mask.copy() for name, mask in primary.items()}
     published: dict[str, pd.DataFrame] = {}
     for name, df in true_tables.items():
         values = round_counts(df["count"].to_numpy(), policy).astype("float64")
@@ -80,18 +83,20 @@ def protect(
         out["count"] = pd.array(np.where(np.isnan(values), pd.NA, values), dtype="Int64")
         published[name] = out
     checkpoint("gate:suppressed")
-    if progress:
-        progress("audit")
-    result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous)
-    checkpoint("gate:audited")
-    if not result.passed:
-        raise DisclosureError(result.failure_message())
+    result = None
+    if policy.secondary_suppression:
+        if progress:
+            progress("audit")
+        result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous)
+        checkpoint("gate:audited")
+        if not result.passed:
+            raise DisclosureError(result.failure_message())
     elapsed = time.perf_counter() - started
     reports = []
     for t in draft.tables:
         mask = suppressed[t.name]
         prim = primary[t.name]
-        table_audit = result.tables.get(t.name)
+        table_audit = None if result is None else result.tables.get(t.name)
         reports.append(
             GateReport(
                 table_name=t.name,
@@ -99,7 +104,7 @@ def protect(
                 primary_suppressed=int(prim.sum()),
                 secondary_suppressed=int((mask & ~prim).sum()),
                 rounded=int((~mask).sum()) if policy.rounding != "none" else 0,
-                audit_passed=True,
+                audit_passed=result is not None,
                 narrowest_range=None if table_audit is None else table_audit.narrowest_width,
                 seconds=elapsed / max(len(draft.tables), 1),
             )
