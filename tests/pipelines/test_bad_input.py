@@ -151,7 +151,7 @@ def test_too_many_unusable_rows_fail_with_counts(good, capsys):
     bad = write_csv(tmp / "many_bad.csv", bad_rows)
     code, err = run_bad(tmp, db, bad, capsys)
     assert code == 2
-    assert "5 of 40 rows (12.5%) are unusable" in err and "unknown sex code: 5 (e.g. rows 1, 2, 3)" in err
+    assert "5 of 40 rows (12.5%) are unusable" in err and "unknown sex code: 5 (e.g. rows 1, 2, 3, ...)" in err
 
 
 def test_missing_input_file(good, capsys):

@@ -141,7 +141,7 @@ def test_no_identifier_in_publication_or_files(monkeypatch, tmp_path, demo_sampl
 
 
 def test_no_identifier_when_duckdb_spills_to_disk(monkeypatch, tmp_path, demo_samples, ids):
-    db, process_tmp, spilled = _run_and_capture_spill(monkeypatch, tmp_path, demo_samples, "24MB")
+    db, process_tmp, spilled = _run_and_capture_spill(monkeypatch, tmp_path, demo_samples, "64MB")
     # the low memory limit really made DuckDB write temporary files
     assert spilled, "DuckDB did not spill: lower the memory limit in this test"
     hits = {k: scan_bytes(v, ids) for k, v in spilled.items()}

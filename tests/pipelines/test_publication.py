@@ -103,7 +103,7 @@ def test_areas_and_members(con):
         "SELECT count(*) FROM areas a WHERE area_level = 'lsoa' AND NOT EXISTS "
         "(SELECT 1 FROM area_members m WHERE m.area_code = a.area_code AND m.lsoa_code = a.area_code)").fetchone()[0] == 0
     assert con.execute(
-        "SELECT count(*) FROM areas a WHERE NOT EXISTS (SELECT 1 FROM area_members m USING (area_code))").fetchone()[0] == 0
+        "SELECT count(*) FROM areas a WHERE NOT EXISTS (SELECT 1 FROM area_members m WHERE m.area_code = a.area_code)").fetchone()[0] == 0
 
 
 def test_ward_population_is_the_sum_of_its_lsoas(con):
