@@ -372,6 +372,12 @@ def suppressed_range(policy: dict | None) -> tuple[float, float]:
     return (low, max(low, high))
 
 
+def secondary_applied(policy: dict | None) -> bool:
+    """Whether cells may also have been hidden to protect others (secondary
+    suppression). Publications from before the policy recorded it had it."""
+    return bool(policy) and policy.get("secondary_suppression", True) is not False
+
+
 def rounding_variance(policy: dict | None) -> float:
     """Variance a published count carries from rounding alone: base^2/12
     (the rounding error is spread evenly over one rounding band)."""
@@ -391,9 +397,10 @@ def aggregate(counts: pd.DataFrame, codes: Sequence[str], population: pd.DataFra
     and highest plausible values), suppressed (bool), population (sum of the
     areas' mid-year estimates for the year; NaN if any is missing).
 
-    Highest plausible value of a suppressed cell: the policy threshold, or the
-    median of that area's shown counts if larger (a secondarily suppressed
-    count can exceed the threshold)."""
+    Highest plausible value of a suppressed cell: the policy threshold; where
+    the policy also applies secondary suppression, the median of that area's
+    shown counts if larger (a secondarily suppressed count can exceed the
+    threshold)."""
     cols = ["period_start", "provisional", "n_areas", "n_suppressed", "published", "low", "mid", "high",
             "suppressed", "population"]
     c = counts[counts["area_code"].isin(list(codes))].copy()
@@ -405,7 +412,10 @@ def aggregate(counts: pd.DataFrame, codes: Sequence[str], population: pd.DataFra
         return empty[cols]
     lo, hi = suppressed_range(policy)
     med = c.groupby("area_code")["count"].median()
-    c["hi_area"] = np.maximum(hi, c["area_code"].map(med).fillna(hi).to_numpy(dtype=float))
+    if secondary_applied(policy):
+        c["hi_area"] = np.maximum(hi, c["area_code"].map(med).fillna(hi).to_numpy(dtype=float))
+    else:
+        c["hi_area"] = hi
     sup = c["count"].isna()
     c["low"] = np.where(sup, lo, c["count"])
     c["high"] = np.where(sup, c["hi_area"], c["count"])
@@ -851,9 +861,10 @@ def _caveats(inputs: Inputs, its: MethodResult, ba: MethodResult, did: MethodRes
             lo, hi = suppressed_range(policy)
             out.append(
                 f"{int(complete['suppressed'].sum())} month(s) include a suppressed count. These were filled with the "
-                f"middle of the plausible range (a suppressed count is between {lo:g} and {hi:g} under the policy, "
-                "or up to the area's typical count if it was hidden to protect another cell) and every model was "
-                "refitted at both ends of that range.")
+                f"middle of the plausible range (a suppressed count is between {lo:g} and {hi:g} under the policy"
+                + (", or up to the area's typical count if it was hidden to protect another cell"
+                   if secondary_applied(policy) else "") + ") and every model was refitted at both ends of that "
+                "range.")
     # seasonality
     out.append("Seasonality: the interrupted time series allows for a repeating yearly pattern (two pairs of "
                "Fourier terms). The before/after and difference-in-differences comparisons use the same number "
@@ -933,8 +944,13 @@ def policy_plain_english(policy: dict | None) -> list[str]:
     out = [f"Policy in force: {policy.get('name', 'unnamed')}. {policy.get('description', '')}".strip()]
     zero = ("A suppressed count is at least 1, because zeros are shown." if policy.get("zeros_shown", True)
             else "A suppressed count may be zero.")
-    out.append("Suppressed counts are hidden to protect privacy, either because they are small or because they "
-               f"would let a small count be worked out from totals. {zero}")
+    if secondary_applied(policy):
+        out.append("Suppressed counts are hidden to protect privacy, either because they are small or because they "
+                   f"would let a small count be worked out from totals. {zero}")
+    else:
+        out.append("Suppressed counts are hidden to protect privacy because they are small. Only small counts are "
+                   "hidden in this release (no secondary suppression), so every suppressed count lies in the "
+                   f"range the policy states. {zero}")
     out.append(f"All other counts are {_rounding_words(policy)}; every figure here is calculated from these "
                "published counts, never from the underlying records.")
     return out

@@ -320,10 +320,13 @@ def test_aggregate_marks_a_month_suppressed_if_any_area_is():
     agg = E.aggregate(counts, ["A", "B"], pop, POLICY)
     assert list(agg["suppressed"]) == [True, False]
     assert list(agg["published"]) == [20.0, 55.0]
-    # suppressed cell: at least 1 (zeros shown); at most the threshold or the area's typical count
+    # suppressed cell: at least 1 (zeros shown); at most the threshold, or the area's typical count
+    # where cells may also be hidden to protect others (secondary suppression)
     assert agg.loc[0, "low"] == 21.0 and agg.loc[0, "high"] == 20.0 + 30.0
     assert agg.loc[0, "low"] < agg.loc[0, "mid"] < agg.loc[0, "high"]
     assert list(agg["population"]) == [3000.0, 3000.0]
+    primary_only = E.aggregate(counts, ["A", "B"], pop, {**POLICY, "secondary_suppression": False})
+    assert primary_only.loc[0, "high"] == 20.0 + 7.0 and primary_only.loc[0, "mid"] == 20.0 + 4.0
 
 
 def test_too_many_suppressed_months_refuse_every_method():
