@@ -367,6 +367,13 @@ def areas(key: str) -> pd.DataFrame:
 
 
 @per_release
+def area_names(key: str) -> dict[str, str]:
+    """area_code -> area_name (plain dict, for labels)."""
+    ar = areas(key)
+    return dict(zip(ar["area_code"].to_numpy(dtype=object).tolist(), ar["area_name"].to_numpy(dtype=object).tolist()))
+
+
+@per_release
 def population_totals(key: str) -> pd.DataFrame:
     """All-ages, both-sexes populations: area_code, year, population, estimate_year, note."""
     return _query(

@@ -21,7 +21,7 @@ if not births:
     st.stop()
 ind = births[0]
 ar = queries.areas(key)
-names = dict(zip(ar["area_code"], ar["area_name"]))
+names = dict(queries.area_names(key))
 
 views = [(t["table_name"], lvl) for t in ind.tables for lvl in t["area_levels"] if lvl != "la"]
 view_label = {

@@ -37,7 +37,7 @@ la_codes = las["area_code"].tolist()
 la_names = dict(zip(las["area_code"], las["area_name"]))
 borough = st.selectbox("Borough", la_codes, index=la_codes.index(default_la) if default_la in la_codes else 0,
                        format_func=lambda c: la_names.get(c, c), key="overview_borough")
-names = dict(zip(ar["area_code"], ar["area_name"]))
+names = dict(queries.area_names(key))
 tile_areas = ([(str(place.iloc[0]["area_code"]), "place")] if len(place) else []) + [(borough, "la")]
 
 frame.legend([I.policy_of(i) for i in inds], rates=True)

@@ -15,7 +15,7 @@ frame.header("Trends", rel, "How an indicator has changed over time in the areas
 key = rel.key
 inds = I.indicators_of(key)
 ar = queries.areas(key)
-names = dict(zip(ar["area_code"], ar["area_name"]))
+names = dict(queries.area_names(key))
 
 c1, c2, c3 = st.columns([3, 2, 2])
 with c1:
