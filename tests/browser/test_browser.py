@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -88,9 +89,11 @@ def linked(tmp_path_factory, request) -> Path:
 def server(linked):
     port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "serve", "--db", str(linked), "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log = linked.parent / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "serve", "--db", str(linked), "--port", str(port)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -101,16 +104,30 @@ def server(linked):
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            proc.kill()
-            pytest.fail(f"dashboard server did not start:\n{out[-3000:]}")
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            pytest.fail(f"dashboard server did not start on port {port}:\n"
+                        + log.read_text(errors="replace")[-3000:])
         time.sleep(0.3)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    # `outcomes serve` starts streamlit as a child: stop the whole process group
+    # (the server was started in its own session), not just the parent, and
+    # make sure nothing of it outlives the test
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+    proc.wait(timeout=10)
 
 
 def wait_until_run_finished(page, timeout_ms: int = 90_000) -> None:
