@@ -144,12 +144,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     db = Path(args.db) if args.db else default_db()
     app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    env = dict(os.environ, OUTCOMES_DB=str(db.resolve() if db.exists() else db))
+    # the publication path itself (a symlink), never its target: the dashboard must follow new releases
+    env = dict(os.environ, OUTCOMES_DB=str(db.absolute()))
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(args.port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.address", args.address,
         "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+        "--client.toolbarMode", "viewer",
     ]
     console.print(f"serving the dashboard on http://{args.address}:{args.port} from {db}")
     return subprocess.call(cmd, env=env)

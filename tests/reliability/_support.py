@@ -10,6 +10,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,11 @@ def identifier_strings(places: Places) -> list[str]:
 
 
 def write_exact_policy(folder: Path) -> Path:
+    """The test-only exact policy with the secondary-suppression and audit
+    stages switched on (they have nothing to protect here, so they are fast),
+    so that kills also land inside those stages."""
     path = folder / "exact.toml"
-    path.write_text(EXACT_POLICY)
+    path.write_text(EXACT_POLICY + "secondary_suppression = true\n")
     return path
 
 
@@ -163,8 +167,21 @@ AUDIT_MISSING = ("`outcomes audit` is not available yet: pipelines/framework/dis
                  "(owned by the disclosure colleague) does not exist")
 
 
-def run_audit(db: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return cli(["audit", "--db", str(db)], env)
+_AUDIT_LOCK = threading.Lock()
+
+
+def run_audit(db: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`outcomes audit --db DB`, in this process (the same code and exit
+    status as the command, without paying for a new interpreter each time)."""
+    import contextlib
+    import io
+
+    from pipelines.cli import main
+
+    out = io.StringIO()
+    with _AUDIT_LOCK, contextlib.redirect_stdout(out):  # sys.stdout is global: one at a time
+        status = main(["audit", "--db", str(db)])
+    return subprocess.CompletedProcess(["outcomes", "audit", "--db", str(db)], status, out.getvalue(), "")
 
 
 class SpillWatcher:

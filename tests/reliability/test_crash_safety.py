@@ -207,7 +207,7 @@ class Reader:
 
 def test_killed_runs_leave_the_publication_intact(baseline, tmp_path):
     """Kills at one point in each stage (the rest are in the slow test)."""
-    killer = Killer(baseline, tmp_path, audit_each=False)
+    killer = Killer(baseline, tmp_path, audit_each=True)
     if audit_available():
         killer.audit("baseline")
     reader = Reader(killer.db, tmp_path)
