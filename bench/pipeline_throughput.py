@@ -1,6 +1,7 @@
 """Pipeline throughput against baselines measured in the same run.
 
-    python bench/pipeline_throughput.py [--rows N] [--format csv|parquet] [--repeat R]
+    python bench/pipeline_throughput.py [--rows N] [--format csv|parquet] [--skip-pandas]
+                                        [--check-spill [--memory-limit 4GB]]
 
 Generates a synthetic A&E extract of N rows (default 10 million; cached in
 var/bench/), then times, on the same file:
@@ -15,6 +16,18 @@ memory (RSS, including children) of (a). Targets (2 cores): (a - gate)/b <=
 1.5, c/a >= 5, peak memory of (a) under 2 GB at 10 million rows. Wall times
 are never asserted in tests: machines are noisy, so only ratios within one
 run are meaningful.
+
+``--check-spill`` runs (a) with a run-private TMPDIR and
+``OUTCOMES_MEMORY_LIMIT`` (default 4GB), so DuckDB spills to a folder this
+script watches. DuckDB empties its spill files when it closes, so a scanner
+thread reads every spill file over and over while the run goes and collects
+identifier-shaped tokens (10-digit numbers, ISO dates, postcodes); afterwards
+they are checked against the extract's own NHS Numbers, dates of birth and
+postcodes, and only counts are printed. A canary (DuckDB deliberately
+spilling the extract's raw identifiers) shows the scanner would see them.
+It also reports the spill volume seen, the peak memory and whether the
+machine swapped. The scanner competes for CPU, so (a) is a little slower
+in this mode.
 """
 
 from __future__ import annotations
@@ -22,11 +35,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -83,23 +98,163 @@ class PeakRSS:
         return self.peak
 
 
-def run_pipeline(path: Path) -> tuple[float, float, int]:
+# identifier-shaped tokens, as DuckDB would hold them in a spilled block (short
+# strings are stored inline, between binary bytes); the look-arounds skip
+# digit runs inside hex pseudonyms
+NHS_TOKEN = re.compile(rb"(?<![0-9A-Za-z])(?:[0-9]{10}|[0-9]{3} [0-9]{3} [0-9]{4})(?![0-9A-Za-z])")
+DATE_TOKEN = re.compile(rb"(?<![0-9])(?:19|20)[0-9]{2}-[01][0-9]-[0-3][0-9](?![0-9])")
+POSTCODE_TOKEN = re.compile(rb"(?<![A-Z])[A-Z]{1,2}[0-9][0-9A-Z]? ?[0-9][A-Z]{2}(?![A-Z])")
+TOKEN_CAP = 2_000_000  # per kind; beyond it the scan says so
+
+
+@dataclass
+class SpillScan:
+    nhs: set = field(default_factory=set)
+    dates: set = field(default_factory=set)
+    postcodes: set = field(default_factory=set)
+    files: set = field(default_factory=set)
+    bytes_scanned: int = 0
+    passes: int = 0
+    peak_spill: int = 0
+    capped: bool = False
+
+
+class SpillScanner:
+    """Reads every DuckDB spill file under ``root`` again and again while a
+    run goes, collecting identifier-shaped tokens (best effort: a block
+    written and freed between two passes is missed; the canary and the
+    counts of passes and bytes say how well it saw)."""
+
+    def __init__(self, root: Path, pause: float = 0.2):
+        self.root, self.pause = Path(root), pause
+        self.scan = SpillScan()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _add(self, bucket: set, tokens: list) -> None:
+        if len(bucket) < TOKEN_CAP:
+            bucket.update(tokens)
+        else:
+            self.scan.capped = True
+
+    def _pass(self) -> None:
+        total = 0
+        for f in list(self.root.rglob("duckdb_temp*")):
+            try:
+                with open(f, "rb") as fh:
+                    tail = b""
+                    while chunk := fh.read(64 << 20):
+                        data = tail + chunk
+                        self._add(self.scan.nhs, NHS_TOKEN.findall(data))
+                        self._add(self.scan.dates, DATE_TOKEN.findall(data))
+                        self._add(self.scan.postcodes, POSTCODE_TOKEN.findall(data))
+                        self.scan.bytes_scanned += len(chunk)
+                        total += len(chunk)
+                        tail = data[-16:]
+                        if self._stop.is_set() and self.scan.passes > 0:
+                            break
+            except OSError:
+                continue
+            if total:
+                self.scan.files.add(f.name)
+        self.scan.peak_spill = max(self.scan.peak_spill, total)
+        self.scan.passes += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._pass()
+            time.sleep(self.pause)
+
+    def stop(self) -> SpillScan:
+        self._stop.set()
+        self._t.join()
+        return self.scan
+
+
+def identifier_hits(scan: SpillScan, path: Path) -> dict[str, int]:
+    """How many spilled tokens are identifiers from the extract (counts only:
+    nothing found is ever printed)."""
+    reader = f"read_parquet('{path}')" if path.suffix == ".parquet" else f"read_csv('{path}', all_varchar=true)"
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    try:
+        def hits(tokens: set, sql: str) -> int:
+            if not tokens:
+                return 0
+            con.execute("CREATE OR REPLACE TEMP TABLE tok (t VARCHAR)")
+            con.executemany("INSERT INTO tok VALUES (?)", [[t.decode("ascii", "replace")] for t in tokens])
+            return con.execute(f"SELECT count(*) FROM tok WHERE t IN ({sql})").fetchone()[0]
+
+        return {
+            "NHS numbers": hits({t.replace(b" ", b"") for t in scan.nhs},
+                                f"SELECT replace(nhs_number, ' ', '') FROM {reader}"),
+            # published periods start on the 1st and end on a month's last day: not data
+            "dates of birth": hits({d for d in scan.dates if not d.endswith(b"-01")},
+                                   f"SELECT CAST(date_of_birth AS VARCHAR) FROM {reader}"),
+            "postcodes": hits(scan.postcodes, f"SELECT postcode FROM {reader} UNION ALL "
+                                              f"SELECT replace(postcode, ' ', '') FROM {reader}"),
+        }
+    finally:
+        con.close()
+
+
+def canary(path: Path, workdir: Path) -> dict[str, int]:
+    """DuckDB deliberately spilling the extract's raw identifiers: the scanner
+    must see them, or its clean result above would mean nothing."""
+    reader = f"read_parquet('{path}')" if path.suffix == ".parquet" else f"read_csv('{path}', all_varchar=true)"
+    spill = workdir / "canary"
+    spill.mkdir()
+    scanner = SpillScanner(spill, pause=0.02)
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute("SET memory_limit = '64MB'")
+        con.execute("SET threads = 1")
+        con.execute(f"CREATE TABLE raw AS SELECT nhs_number, date_of_birth, postcode, row_number() OVER () AS i "
+                    f"FROM {reader} LIMIT 1000000")
+        con.execute("SELECT nhs_number, date_of_birth, postcode, count(*) FROM raw GROUP BY ALL ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+        scan = scanner.stop()
+    return identifier_hits(scan, path)
+
+
+def run_pipeline(path: Path, check_spill: bool = False, memory_limit: str = "4GB") -> tuple[float, float, int, dict]:
+    env = dict(os.environ, COLUMNS="200")
+    report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pipelines.cli", "run", "alcohol_ae", "--input", str(path),
                "--db", str(Path(tmp) / "outcomes.duckdb"), "--demo"]
+        spill_root = Path(tmp) / "tmpdir"
+        scanner = None
+        if check_spill:
+            spill_root.mkdir()
+            env.update(TMPDIR=str(spill_root), OUTCOMES_MEMORY_LIMIT=memory_limit)
+            scanner = SpillScanner(spill_root)
+        swap_before = psutil.swap_memory()
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=dict(os.environ, COLUMNS="200"))
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         meter = PeakRSS(proc.pid)
         out, _ = proc.communicate()
         wall = time.perf_counter() - t0
         peak = meter.stop()
+        swap_after = psutil.swap_memory()
+        report["swapped_bytes"] = (swap_after.sout - swap_before.sout) if swap_after.total else 0
+        report["swap_total"] = swap_after.total
+        if scanner is not None:
+            report["scan"] = scanner.stop()
+            report["left_behind"] = sorted(p.name for p in spill_root.iterdir())
+            report["hits"] = identifier_hits(report["scan"], path)
+            report["canary"] = canary(path, Path(tmp))
+            shutil.rmtree(spill_root, ignore_errors=True)
     if proc.returncode != 0:
         print(out)
         raise SystemExit(f"outcomes run failed with status {proc.returncode}")
     m = re.search(r"of which ([0-9.]+)s in the disclosure gate", out)
     gate = float(m.group(1)) if m else 0.0
-    return wall, gate, peak
+    return wall, gate, peak, report
 
 
 def floor_duckdb(path: Path, pack: ReferencePack) -> float:
@@ -159,13 +314,18 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--format", choices=("csv", "parquet"), default="csv")
     ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--check-spill", action="store_true",
+                    help="run (a) with a private TMPDIR and a memory limit, and scan DuckDB's spill files for identifiers")
+    ap.add_argument("--memory-limit", default="4GB", help="OUTCOMES_MEMORY_LIMIT for --check-spill (default 4GB)")
     args = ap.parse_args()
     pack = ReferencePack.locate()
     path = extract(args.rows, args.format)
     size = path.stat().st_size
-    print(f"extract: {path} ({size / 1e9:.2f} GB, {args.rows:,} rows), {os.cpu_count()} cores")
+    print(f"extract: {path} ({size / 1e9:.2f} GB, {args.rows:,} rows), {os.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / 2**30:.1f} GiB memory, "
+          f"{psutil.swap_memory().total / 2**30:.1f} GiB swap", flush=True)
     floor = floor_duckdb(path, pack)  # also warms the page cache for everyone
-    wall, gate, peak = run_pipeline(path)
+    wall, gate, peak, report = run_pipeline(path, args.check_spill, args.memory_limit)
     floor = min(floor, floor_duckdb(path, pack))
     pandas_s = None
     if not args.skip_pandas and args.rows <= 10_000_000:
@@ -182,6 +342,28 @@ def main() -> None:
     if pandas_s is not None:
         print(f"c / a          = {pandas_s / wall:.2f}   (target >= 5)")
     print(f"peak memory (a) = {peak / 1e9:.2f} GB   (target < 2 GB at 10 million rows)")
+    if report.get("swap_total"):
+        print(f"swapped out during (a): {report['swapped_bytes'] / 1e6:.1f} MB")
+    else:
+        print("swap: none configured, so (a) cannot have swapped")
+    if args.check_spill:
+        scan = report["scan"]
+        print()
+        print(f"spill check (OUTCOMES_MEMORY_LIMIT={args.memory_limit}, run-private TMPDIR):")
+        print(f"  spill files seen: {len(scan.files)}; largest spill seen at once: {scan.peak_spill / 1e9:.2f} GB; "
+              f"{scan.passes} passes read {scan.bytes_scanned / 1e9:.2f} GB"
+              + ("; token cap reached, scan incomplete" if scan.capped else ""))
+        print(f"  identifier-shaped tokens: {len(scan.nhs):,} ten-digit, {len(scan.dates):,} dates, "
+              f"{len(scan.postcodes):,} postcode-like")
+        hits = report["hits"]
+        print("  identifiers from the extract found in spill files: "
+              + ", ".join(f"{k} {v}" for k, v in hits.items())
+              + ("   (none: OK)" if not any(hits.values()) else "   LEAK"))
+        print("  canary (DuckDB spilling raw identifiers on purpose): scanner found "
+              + ", ".join(f"{k} {v}" for k, v in report["canary"].items()))
+        print(f"  left in TMPDIR after the run: {report['left_behind'] or 'nothing'}")
+        if not scan.files:
+            print("  note: DuckDB did not spill at this size and limit; lower --memory-limit to exercise spilling")
 
 
 if __name__ == "__main__":
