@@ -190,14 +190,17 @@ class SpillWatcher:
     DuckDB truncates its temporary files when the connection closes, so
     looking at them afterwards proves nothing: this thread re-reads every
     ``duckdb_temp*`` file every ``interval`` seconds and records any of
-    ``patterns`` it sees. Coverage is best effort (a block written and freed
-    between two looks is missed), so tests also check it saw real spill."""
+    ``patterns`` (byte strings) it sees, and any token matched by a regex in
+    ``tokens`` (name -> (compiled regex, set of forbidden values)). Coverage is
+    best effort (a block written and freed between two looks is missed), so
+    tests also check it saw real spill."""
 
-    def __init__(self, root: Path, patterns: list[bytes], interval: float = 0.02):
-        import threading
-
-        self.root, self.patterns, self.interval = Path(root), patterns, interval
+    def __init__(self, root: Path, patterns: list[bytes] = (), interval: float = 0.02,
+                 tokens: dict | None = None):
+        self.root, self.patterns, self.interval = Path(root), list(patterns), interval
+        self.tokens = tokens or {}
         self.hits: set[tuple[str, int]] = set()
+        self.token_hits: dict[str, set[bytes]] = {name: set() for name in self.tokens}
         self.files: set[str] = set()
         self.bytes_seen = 0
         self._stop = threading.Event()
@@ -222,6 +225,8 @@ class SpillWatcher:
                 self.files.add(f.name)
                 self.bytes_seen += len(data)
                 self.hits.update((f.name, i) for i, p in enumerate(self.patterns) if p in data)
+                for name, (regex, forbidden) in self.tokens.items():
+                    self.token_hits[name].update(t for t in regex.findall(data) if t in forbidden)
 
     def _run(self) -> None:
         import time as _time
