@@ -36,7 +36,7 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -331,7 +331,7 @@ def parquet_file(draw, base: list[dict], path: Path) -> Path:
     names, data = table_of(rows, cols, filler="x")
     arrays = []
     for j, name in enumerate(names):
-        kind = draw(st.sampled_from(["string"] * 6 + PARQUET_TYPES))
+        kind = draw(st.sampled_from(["string"] * 30 + PARQUET_TYPES))
         arrays.append(arrow_column(kind, [row[j] for row in data]))
     pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
     if draw(st.integers(0, 7)) == 0:
@@ -351,18 +351,21 @@ def _csv_case(stager, places, workdir, data):
     path = new_path(workdir, ".csv")
     path.write_bytes(data.draw(csv_bytes(base_rows(places))))
     kind, detail = stager.outcome(path)
+    event(f"outcome: {kind}")  # shown by --hypothesis-show-statistics
     assert_clear(kind, detail, path, forbidden(places))
 
 
 def _xlsx_case(stager, places, workdir, data):
     path = data.draw(xlsx_file(base_rows(places), new_path(workdir, ".xlsx")))
     kind, detail = stager.outcome(path)
+    event(f"outcome: {kind}")
     assert_clear(kind, detail, path, forbidden(places))
 
 
 def _parquet_case(stager, places, workdir, data):
     path = data.draw(parquet_file(base_rows(places), new_path(workdir, ".parquet")))
     kind, detail = stager.outcome(path)
+    event(f"outcome: {kind}")
     assert_clear(kind, detail, path, forbidden(places))
 
 
