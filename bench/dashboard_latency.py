@@ -314,6 +314,9 @@ def _bare(log: list, runs: int, connect: bool) -> float:
 def measure(link: Path, runs: int) -> list[dict]:
     os.environ["OUTCOMES_DB"] = str(link)
     from dashboard import queries
+    from dashboard.server import apply_in_process
+
+    apply_in_process()  # the options `outcomes serve` runs the app with
 
     # process warm-up (imports, first plotly/scipy use), not counted
     t = time.perf_counter()

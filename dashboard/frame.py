@@ -246,7 +246,8 @@ def chart_block(
 def download(shown: pd.DataFrame, *, rel: queries.Release, key: str, filename: str,
              label: str = "Download this table (CSV)") -> None:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{filename}_{rel.release_id}")
-    st.download_button(label, data=csv_bytes(shown), file_name=f"{safe}.csv", mime="text/csv",
+    # deferred: the CSV is written when the button is clicked, not on every render
+    st.download_button(label, data=lambda: csv_bytes(shown), file_name=f"{safe}.csv", mime="text/csv",
                        key=f"download_{key}", icon=":material/download:", on_click="ignore")
 
 

@@ -146,12 +146,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
     # the publication path itself (a symlink), never its target: the dashboard must follow new releases
     env = dict(os.environ, OUTCOMES_DB=str(db.absolute()))
+    from dashboard.server import command_line_flags
+
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.port", str(args.port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.address", args.address,
-        "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-        "--client.toolbarMode", "viewer",
+        "--server.port", str(args.port), "--server.address", args.address,
+        *command_line_flags(),
     ]
     console.print(f"serving the dashboard on http://{args.address}:{args.port} from {db}")
     return subprocess.call(cmd, env=env)

@@ -19,6 +19,14 @@ from .helpers import release_id_of
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def served_options():
+    """Run the app in-process with the options ``outcomes serve`` uses."""
+    from dashboard.server import apply_in_process
+
+    apply_in_process()
+
+
 @pytest.fixture(scope="session")
 def publication(request) -> Path:
     override = os.environ.get("OUTCOMES_DASHBOARD_TEST_DB")
