@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,9 +157,12 @@ def stage(
     unique = [c for c in spec.schema.columns if c.unique]
     uid = f", hash(src.{_quote_ident(unique[0].name)}) AS _uid_hash" if unique else ""
     strict_source = _source_sql(spec, opened)
+    # a pipeline without its own extract_basis dates its extract by its events; added in the
+    # same statement (an UPDATE afterwards would rewrite every row)
+    basis = "" if re.search(r"\bAS\s+extract_basis\b", derive, re.IGNORECASE) else ", d.event_date AS extract_basis"
     sql = f"""
         CREATE OR REPLACE TABLE staged AS
-        SELECT d.* EXCLUDE (_reason), coalesce(d._reason, {_late_checks(spec)}) AS reject_reason
+        SELECT d.* EXCLUDE (_reason){basis}, coalesce(d._reason, {_late_checks(spec)}) AS reject_reason
         FROM (
             SELECT {derive}, {reason} AS _reason, {bad_mask} AS _bad_mask, {present_mask} AS _present_mask{uid}
             FROM {strict_source} src {_lookup_joins(spec)}
@@ -189,9 +193,6 @@ def stage(
     have = {d[0] for d in con.execute("SELECT * FROM staged LIMIT 0").description}
     if not required <= have:
         raise ValueError(f"pipeline {spec.name}: derive_sql lacks {sorted(required - have)}")
-    if "extract_basis" not in have:
-        con.execute("ALTER TABLE staged ADD COLUMN extract_basis DATE")
-        con.execute("UPDATE staged SET extract_basis = event_date")
     return _check(con, spec, opened)
 
 
