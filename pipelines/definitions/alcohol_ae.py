@@ -28,10 +28,11 @@ from pipelines.framework.spec import (
     DeriveContext,
     ExtractSchema,
     Governance,
+    Grain,
     Measure,
     PipelineSpec,
     RejectRule,
-    Table,
+    tables_by_grain,
 )
 
 CODELIST = Path(__file__).with_name("codelists") / "alcohol_ae.csv"
@@ -65,8 +66,7 @@ def derive(ctx: DeriveContext) -> str:
     nhs = ctx.normalise_nhs_number("nhs_number")
     valid = ctx.nhs_number_valid(nhs)
     return f"""
-        {ctx.residence_lsoa} AS lsoa_code,
-        {ctx.location_status} AS location_status,
+        {ctx.location},
         CAST(arrival_datetime AS DATE) AS event_date,
         arrival_datetime AS event_order,
         CASE sex WHEN '2' THEN 'Female' WHEN '1' THEN 'Male' WHEN '9' THEN 'Other or not known'
@@ -122,29 +122,19 @@ MEASURES = (
     ),
 )
 
-_GRAINS = (
-    # (suffix, area levels, period, breakdowns, scope, description)
-    ("la_month", ("la", "place"), "month", (SEX, AGE_BROAD), None, "borough and Greater Manchester by month, sex and age band"),
-    ("la_year", ("la", "place"), "financial_year", (SEX, AGE_ESP2013), None,
-     "borough and Greater Manchester by financial year, sex and five-year age band (for standardised rates)"),
-    ("locality_ward_month", ("locality", "ward"), "month", (), FOCUS_LA, "Trafford localities and wards by month, all ages"),
-    ("msoa_lsoa_year", ("msoa", "lsoa"), "financial_year", (), FOCUS_LA, "Trafford MSOAs and LSOAs by financial year, all ages"),
+GRAINS = (
+    Grain("la_month", ("la", "place"), "month", "borough and Greater Manchester by month, sex and age band",
+          breakdowns=(SEX, AGE_BROAD)),
+    Grain("la_year", ("la", "place"), "financial_year",
+          "borough and Greater Manchester by financial year, sex and five-year age band (for standardised rates)",
+          breakdowns=(SEX, AGE_ESP2013)),
+    Grain("locality_ward_month", ("locality", "ward"), "month", "Trafford localities and wards by month, all ages",
+          area_scope=FOCUS_LA),
+    Grain("msoa_lsoa_year", ("msoa", "lsoa"), "financial_year", "Trafford MSOAs and LSOAs by financial year, all ages",
+          area_scope=FOCUS_LA),
 )
 
-TABLES = tuple(
-    Table(
-        name=f"alcohol_ae__{m.name}__{suffix}",
-        measure=m.name,
-        area_levels=levels,
-        period=period,
-        breakdowns=breakdowns,
-        area_scope=scope,
-        title=f"{m.title}: {desc}",
-        description=m.description,
-    )
-    for m in MEASURES
-    for suffix, levels, period, breakdowns, scope, desc in _GRAINS
-)
+TABLES = tables_by_grain("alcohol_ae", MEASURES, GRAINS)
 
 PIPELINE = PipelineSpec(
     name="alcohol_ae",

@@ -44,13 +44,10 @@ SCHEMA = ExtractSchema(
 
 def derive(ctx: DeriveContext) -> str:
     return f"""
-        {ctx.residence_lsoa} AS lsoa_code,
-        {ctx.location_status} AS location_status,
+        {ctx.location},
         estimated_due_date AS event_date,
         CAST(estimated_due_date AS TIMESTAMP) AS event_order,
-        CAST(NULL AS VARCHAR) AS sex,
-        CAST(NULL AS INTEGER) AS age,
-        CAST(NULL AS VARCHAR) AS person_id,
+        {ctx.no_person},
         booking_date AS extract_basis
     """
 

@@ -13,10 +13,11 @@ from pipelines.framework.spec import (
     DeriveContext,
     ExtractSchema,
     Governance,
+    Grain,
     Measure,
     PipelineSpec,
     RejectRule,
-    Table,
+    tables_by_grain,
 )
 
 CATEGORIES = ("Violence against the person", "Public order", "Criminal damage", "Anti-social behaviour", "Other")
@@ -35,13 +36,10 @@ SCHEMA = ExtractSchema(
 
 def derive(ctx: DeriveContext) -> str:
     return f"""
-        {ctx.residence_lsoa} AS lsoa_code,
-        {ctx.location_status} AS location_status,
+        {ctx.location},
         CAST(recorded_at AS DATE) AS event_date,
         recorded_at AS event_order,
-        CAST(NULL AS VARCHAR) AS sex,
-        CAST(NULL AS INTEGER) AS age,
-        CAST(NULL AS VARCHAR) AS person_id,
+        {ctx.no_person},
         alcohol_flag AS is_alcohol
     """
 
@@ -76,23 +74,13 @@ MEASURES = (
     ),
 )
 
-TABLES = tuple(
-    Table(
-        name=f"police_alcohol_incidents__{m.name}__{suffix}",
-        measure=m.name,
-        area_levels=levels,
-        period=period,
-        area_scope=scope,
-        title=f"{m.title}: {desc}",
-        description=m.description,
-    )
-    for m in MEASURES
-    for suffix, levels, period, scope, desc in (
-        ("la_month", ("la", "place"), "month", None, "boroughs and Greater Manchester by month"),
-        ("ward_month", ("ward",), "month", "E08000009", "Trafford wards by month"),
-        ("lsoa_year", ("lsoa",), "financial_year", "E08000009", "Trafford LSOAs by financial year"),
-    )
+GRAINS = (
+    Grain("la_month", ("la", "place"), "month", "boroughs and Greater Manchester by month"),
+    Grain("ward_month", ("ward",), "month", "Trafford wards by month", area_scope="E08000009"),
+    Grain("lsoa_year", ("lsoa",), "financial_year", "Trafford LSOAs by financial year", area_scope="E08000009"),
 )
+
+TABLES = tables_by_grain("police_alcohol_incidents", MEASURES, GRAINS)
 
 PIPELINE = PipelineSpec(
     name="police_alcohol_incidents",

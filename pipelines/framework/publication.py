@@ -38,7 +38,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import pandas as pd
@@ -317,6 +317,35 @@ def _count_table_types(df: pd.DataFrame) -> dict[str, str]:
     return types
 
 
+def install_release(db_link: Path, release_id: str, write: Callable[[Path], None], *, what: str,
+                    checkpoints: str) -> Path:
+    """Write a release file with ``write(tmp)``, then make it the served one
+    atomically: fsync, rename into ``releases/<release_id>.duckdb``, switch the
+    publication link. Used by publishing and by rollback, so both follow the
+    same crash-safe steps. On any failure nothing half-written stays behind
+    and the link still names the previous release."""
+    rdir = releases_dir(db_link)
+    tmp = rdir / f".{release_id}.tmp.duckdb"
+    final = rdir / f"{release_id}.duckdb"
+    renamed = False
+    try:
+        with _write_errors(f"write the {what}", tmp, db_link):
+            write(tmp)
+            _fsync(tmp)
+        with _write_errors(f"rename the {what} to", final, db_link):
+            os.replace(tmp, final)
+        renamed = True
+        checkpoint(f"{checkpoints}:renamed")
+        with _write_errors("switch the publication to", final, db_link):
+            switch_to(db_link, final)
+    except BaseException:
+        _unlink_quietly(tmp, Path(str(tmp) + ".wal"))
+        if renamed and current_release_path(db_link) != final.resolve():
+            _unlink_quietly(final)
+        raise
+    return final
+
+
 def write_release(
     db_link: Path,
     outputs: list[PipelineOutput],
@@ -340,28 +369,14 @@ def write_release(
         _remove_stale_temporaries(rdir, db_link)
     release_id = new_release_id()
     published_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    tmp = rdir / f".{release_id}.tmp.duckdb"
-    final = rdir / f"{release_id}.duckdb"
     previous = current_release_path(db_link)
     refreshed = {o.protected.pipeline for o in outputs}
-    renamed = False
-    try:
-        with _write_errors("write the new release", tmp, db_link):
-            _build_release_file(tmp, previous, outputs, reference, derive_columns, release_id, published_at, refreshed)
-            checkpoint("publication:closed")
-            _fsync(tmp)
-        with _write_errors("rename the new release to", final, db_link):
-            os.replace(tmp, final)
-        renamed = True
-        checkpoint("publication:renamed")
-        with _write_errors("switch the publication to", final, db_link):
-            switch_to(db_link, final)
-    except BaseException:
-        # nothing half-written stays behind: the link still names the previous release
-        _unlink_quietly(tmp, Path(str(tmp) + ".wal"))
-        if renamed and current_release_path(db_link) != final.resolve():
-            _unlink_quietly(final)
-        raise
+
+    def build(tmp: Path) -> None:
+        _build_release_file(tmp, previous, outputs, reference, derive_columns, release_id, published_at, refreshed)
+        checkpoint("publication:closed")
+
+    install_release(db_link, release_id, build, what="new release", checkpoints="publication")
     checkpoint("publication:switched")
     try:
         prune_releases(db_link, keep)

@@ -12,7 +12,6 @@ so after successive rollbacks every one of them is still recorded.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import shutil
 from pathlib import Path
@@ -24,15 +23,13 @@ from .faults import checkpoint
 from .publication import (
     code_version,
     current_release_path,
+    install_release,
     list_releases,
     new_release_id,
     publication_lock,
     releases_dir,
-    switch_to,
-    _fsync,
     _q,
     _remove_stale_temporaries,
-    _unlink_quietly,
     _write_errors,
 )
 
@@ -61,27 +58,14 @@ def rollback(db_link, reason: str, wait_seconds: float = 0.0) -> str:
         rdir = releases_dir(db_link)
         with _write_errors("prepare the releases folder", rdir, db_link):
             _remove_stale_temporaries(rdir, db_link)
-        tmp = rdir / f".{release_id}.tmp.duckdb"
-        final = rdir / f"{release_id}.duckdb"
-        renamed = False
-        try:
-            with _write_errors("write the restored release", tmp, db_link):
-                shutil.copyfile(source, tmp)
-                checkpoint("rollback:copied")
-                _record_rollback(tmp, current, release_id, withdrawn_id, previous_id, reason)
-                checkpoint("rollback:recorded")
-                _fsync(tmp)
-            with _write_errors("rename the restored release to", final, db_link):
-                os.replace(tmp, final)
-            renamed = True
-            checkpoint("rollback:renamed")
-            with _write_errors("switch the publication to", final, db_link):
-                switch_to(db_link, final)
-        except BaseException:
-            _unlink_quietly(tmp, Path(str(tmp) + ".wal"))
-            if renamed and current_release_path(db_link) != final.resolve():
-                _unlink_quietly(final)
-            raise
+
+        def restore(tmp: Path) -> None:
+            shutil.copyfile(source, tmp)
+            checkpoint("rollback:copied")
+            _record_rollback(tmp, current, release_id, withdrawn_id, previous_id, reason)
+            checkpoint("rollback:recorded")
+
+        install_release(db_link, release_id, restore, what="restored release", checkpoints="rollback")
         return release_id
 
 

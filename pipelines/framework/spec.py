@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterable, Literal
 
 ColumnType = Literal["text", "integer", "date", "timestamp", "code", "boolean"]
 IdentifierKind = Literal["nhs_number", "date_of_birth", "postcode", "name"]
@@ -161,6 +161,30 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Grain:
+    """Where and when a measure is published: one table per measure and grain."""
+
+    suffix: str
+    area_levels: tuple[str, ...]
+    period: PeriodKind
+    description: str
+    breakdowns: tuple[Breakdown, ...] = ()
+    area_scope: str | None = None
+
+
+def tables_by_grain(pipeline: str, measures: Iterable["Measure"], grains: Iterable[Grain]) -> tuple[Table, ...]:
+    """Every measure at every grain, named ``<pipeline>__<measure>__<grain suffix>``
+    (the naming the catalogue and the disclosure engine's linked tables rely on)."""
+    grains = tuple(grains)
+    return tuple(
+        Table(name=f"{pipeline}__{m.name}__{g.suffix}", measure=m.name, area_levels=g.area_levels,
+              period=g.period, breakdowns=g.breakdowns, area_scope=g.area_scope,
+              title=f"{m.title}: {g.description}", description=m.description)
+        for m in measures for g in grains
+    )
+
+
+@dataclass(frozen=True)
 class Governance:
     """Who is responsible for the source data and on what basis it is used."""
 
@@ -263,3 +287,13 @@ class DeriveContext:
     location_status: str
     age_years: Callable[[str, str], str]
     in_code_list: Callable[..., str]
+
+    @property
+    def location(self) -> str:
+        """The ``lsoa_code`` and ``location_status`` columns, as every pipeline places its records."""
+        return f"{self.residence_lsoa} AS lsoa_code, {self.location_status} AS location_status"
+
+    #: ``sex``, ``age`` and ``person_id`` for sources that record no person
+    #: (typed NULLs, so the standard record keeps its types).
+    no_person: str = ("CAST(NULL AS VARCHAR) AS sex, CAST(NULL AS INTEGER) AS age, "
+                      "CAST(NULL AS VARCHAR) AS person_id")
