@@ -249,18 +249,23 @@ def ordered_rows(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: Ope
 
 def _check(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExtract) -> StagingResult:
     file = str(opened.path)
-    rows = con.execute("SELECT count(*) FROM staged").fetchall()[0][0] + opened.structural_rejects
+    # One scan for every count below: rows by (reject reason, location status), and for each
+    # typed column how many values were present and how many of those could not be read.
+    typed = [(i, col) for i, col in enumerate(spec.schema.columns) if typed_expression(col)]
+    column_counts = "".join(
+        f", count(*) FILTER (WHERE _present_mask & {1 << i} <> 0), count(*) FILTER (WHERE _bad_mask & {1 << i} <> 0)"
+        for i, _ in typed
+    )
+    groups = con.execute(
+        f"SELECT reject_reason, location_status, count(*){column_counts} FROM staged GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    rows = sum(g[2] for g in groups) + opened.structural_rejects
     if rows == 0:
         raise ExtractError(file, "has a header but no data rows")
     # A typed column no value of which could be read is a wrong-type column, not bad rows.
-    for i, col in enumerate(spec.schema.columns):
-        if not typed_expression(col):
-            continue
-        bit = 1 << i
-        present, bad = con.execute(
-            f"SELECT count(*) FILTER (WHERE _present_mask & {bit} <> 0), "
-            f"count(*) FILTER (WHERE _bad_mask & {bit} <> 0) FROM staged"
-        ).fetchall()[0]
+    for k, (i, col) in enumerate(typed):
+        present = sum(g[3 + 2 * k] for g in groups)
+        bad = sum(g[4 + 2 * k] for g in groups)
         if present > 0 and bad == present:
             raw = _quote_ident(col.name + "__raw")
             examples = ordered_rows(con, spec, opened, f"{raw} IS NOT NULL AND {_quote_ident(col.name)} IS NULL")
@@ -286,24 +291,26 @@ def _check(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, opened: OpenedExt
             raise ExtractError(file, f"{ndup} value(s) appear more than once, e.g. in rows {shown}",
                                column=col.name, hint="Each row must have its own id: remove duplicated rows and rerun")
     result = StagingResult(rows_read=rows)
-    for reason, n in con.execute(
-        "SELECT reject_reason, count(*) FROM staged WHERE reject_reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
-    ).fetchall():
-        result.rejected[reason] = int(n)
+    rejected_by_reason: dict[str, int] = {}
+    excluded_by_status: dict[str, int] = {}
+    for reason, status, n, *_ in groups:
+        if reason is not None:
+            rejected_by_reason[reason] = rejected_by_reason.get(reason, 0) + int(n)
+        elif status != "ok":
+            status = status or "no_location"  # a pipeline's own status expression gave none
+            excluded_by_status[status] = excluded_by_status.get(status, 0) + int(n)
+        else:
+            result.accepted += int(n)
+    for reason, n in sorted(rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+        result.rejected[reason] = n
     if result.rejected:
         result.reject_examples = _reject_examples(con, spec, opened, rows)
     if opened.structural_rejects:
         label = "malformed CSV row (wrong number of fields or bad quoting)"
         result.rejected[label] = opened.structural_rejects
         result.reject_examples[label] = opened.structural_reject_rows or []
-    for status, n in con.execute(
-        "SELECT location_status, count(*) FROM staged WHERE reject_reason IS NULL AND location_status <> 'ok' "
-        "GROUP BY 1 ORDER BY 1"
-    ).fetchall():
-        result.excluded[_EXCLUSION_LABELS.get(status, status)] = int(n)
-    result.accepted = con.execute(
-        "SELECT count(*) FROM staged WHERE reject_reason IS NULL AND location_status = 'ok'"
-    ).fetchall()[0][0]
+    for status, n in sorted(excluded_by_status.items()):
+        result.excluded[_EXCLUSION_LABELS.get(status, status)] = n
     rejected = sum(result.rejected.values())
     if rows and rejected / rows > spec.max_reject_fraction:
         detail = ", ".join(f"{r}: {n}" + (f" (e.g. rows {format_rows(result.reject_examples[r], 3)})"
