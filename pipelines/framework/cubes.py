@@ -159,7 +159,7 @@ def table_areas(areas: pd.DataFrame, members: pd.DataFrame, table: Table) -> pd.
         scope = set(members.loc[members["area_code"] == table.area_scope, "lsoa_code"])
         if not scope:
             raise ValueError(f"table {table.name}: unknown area scope {table.area_scope}")
-        inside = members.groupby("area_code")["lsoa_code"].apply(lambda s: set(s) <= scope)
+        inside = members["lsoa_code"].isin(scope).groupby(members["area_code"]).all()  # every member LSOA inside
         chosen = chosen[chosen["area_code"].map(inside).fillna(False).astype(bool)]
     return chosen[["area_code", "area_level"]].reset_index(drop=True)
 

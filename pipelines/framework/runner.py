@@ -30,7 +30,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 
-from . import cubes, geography, population, publication, staging
+from . import cubes, publication, reference_cache, staging
 from .faults import checkpoint
 from .codelists import load_code_list
 from .disclosure import gate
@@ -192,17 +192,8 @@ def _connect(tmpdir: Path) -> duckdb.DuckDBPyConnection:
 
 
 def load_geography(pack: ReferencePack, catchments_file: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """areas, area_members and population for the whole release."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET enable_progress_bar = false")
-        geography.load_lookups(con, pack)
-        catchments = geography.read_catchments(catchments_file) if catchments_file and catchments_file.exists() else None
-        areas, members = geography.build_areas(con, pack, catchments)
-        pop = population.build_population(con, pack, members, areas, range(2018, dt.date.today().year + 1))
-    finally:
-        con.close()
-    return areas, members, pop
+    """areas, area_members and population for the whole release (compiled once, see ``reference_cache``)."""
+    return reference_cache.areas_and_population(pack, catchments_file)
 
 
 def catchments_path() -> Path:
@@ -240,7 +231,7 @@ def run_one(
         try:
             checkpoint(f"{spec.name}:start")
             progress(f"{spec.name}: reading and checking {input_path.name}")
-            geography.load_lookups(con, pack)
+            reference_cache.install_lookups(con, pack)
             staging.register_helpers(con, key)
             code_lists = {name: load_code_list(path) for name, path in spec.code_lists.items()}
             opened = open_extract(con, input_path, spec.schema)
