@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import queries
+from . import exports, queries
 from .indicators import Indicator
 
 _RUN_KEY = "_outcomes_release_for_this_run"
@@ -179,7 +179,9 @@ def coverage_note(ind: Indicator) -> None:
 # ---------------------------------------------------------------------------
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False).encode("utf-8")
+    """Every CSV download is built here: spreadsheet-safe (see
+    :mod:`dashboard.exports`)."""
+    return exports.csv_bytes(table)
 
 
 def with_release(table: pd.DataFrame, rel: queries.Release) -> pd.DataFrame:
