@@ -18,12 +18,21 @@ if str(HERE.parent) not in sys.path:  # `streamlit run dashboard/app.py` from a 
 
 import streamlit as st  # noqa: E402
 
-from dashboard import frame, queries  # noqa: E402
+from dashboard import access, frame, queries  # noqa: E402
 
 REFRESH_EVERY = timedelta(seconds=3)
 
 
 st.set_page_config(page_title="Place-based outcomes", page_icon=frame.favicon(), layout="wide")
+
+# Optional sign-in (dashboard/access.py): when an OpenID Connect provider is
+# configured, a session that may not enter gets one hidden page (sign in, or
+# not authorised) and nothing else: no navigation, no release, no data.
+_, decision = access.current()
+if not decision.allowed:
+    st.navigation([st.Page(access.gate, title="Sign in", url_path="sign-in", default=True)],
+                  position="hidden").run()
+    st.stop()
 
 PAGES = HERE / "pages"
 pages = [
@@ -53,6 +62,7 @@ def _watch_for_new_release(key_at_start: str | None) -> None:
 nav = st.navigation(pages)
 with frame.begin_run() as rel:
     with st.sidebar:
+        access.sidebar(decision)
         if rel is not None:
             st.caption(f"Showing release {frame.md(rel.release_id)}  \npublished {rel.published_at:%d %b %Y %H:%M} UTC")
         _watch_for_new_release(rel.key if rel is not None else None)

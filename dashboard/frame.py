@@ -69,7 +69,11 @@ def begin_run() -> Iterator[queries.Release | None]:
 
 def release() -> queries.Release:
     """The release this run reads; shows how to create one and stops the
-    page if there is none."""
+    page if there is none. Checks sign-in first (app.py does too; this also
+    covers a page run without app.py)."""
+    from . import access
+
+    access.gate()
     if _RUN_KEY in st.session_state:
         rel, err = st.session_state[_RUN_KEY]
     else:  # page run on its own (not through app.py)

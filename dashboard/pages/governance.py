@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import frame, queries
+from dashboard import access, frame, queries
 
 rel = frame.release()
 frame.header("Data and governance", rel, "Where every figure comes from, the basis on which it is shared, and "
@@ -64,6 +64,7 @@ st.markdown(
     "audit checks the result. Rates, percentages and confidence intervals on this dashboard are calculated from "
     "the published (rounded) counts only."
 )
+st.markdown(f"**Who can see this dashboard.** {access.describe()}")
 policies: dict[str, tuple[dict, list[str]]] = {}
 for _, r in counts.iterrows():
     p = queries.policy_of(r)
