@@ -7,6 +7,7 @@ import streamlit as st
 
 from . import indicators as I
 from . import queries
+from .frame import md
 
 
 def pick_indicator(inds: list[I.Indicator], key: str, levels: tuple[str, ...] | None = None,
@@ -114,6 +115,7 @@ def pick_comparator(key: str, ind: I.Indicator, level: str, area_codes, widget_k
         return choices[0]
     roles = [c[2] for c in choices]
     idx = roles.index(prefer) if prefer in roles else 0
+    # radio options are rendered as markdown: area names are escaped
     picked = st.radio("Comparator", roles, index=idx, key=widget_key, horizontal=True,
-                      format_func=lambda r: f"{next(c[1] for c in choices if c[2] == r)} ({r})")
+                      format_func=lambda r: md(f"{next(c[1] for c in choices if c[2] == r)} ({r})"))
     return next(c for c in choices if c[2] == picked)
