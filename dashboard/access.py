@@ -202,12 +202,16 @@ def current() -> tuple[AuthConfig, Decision]:
     config = auth_config(_auth_section())
     if not config.configured:
         return config, Decision(OPEN)
-    allow = load_allow_list()
-    for p in config.problems + allow.problems:
-        if p not in _logged:  # once per server, not on every run
-            _logged.add(p)
-            log.warning("sign-in: %s", p)
-    return config, decide(config, st.user.to_dict(), allow)
+    try:
+        allow = load_allow_list()
+        for p in config.problems + allow.problems:
+            if p not in _logged:  # once per server, not on every run
+                _logged.add(p)
+                log.warning("sign-in: %s", p)
+        return config, decide(config, st.user.to_dict(), allow)
+    except Exception as exc:  # fail closed: no one enters while access cannot be decided
+        log.exception("sign-in: could not decide access")
+        return config, Decision(MISCONFIGURED, type(exc).__name__)
 
 
 def _login(provider: str | None) -> None:

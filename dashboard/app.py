@@ -25,15 +25,6 @@ REFRESH_EVERY = timedelta(seconds=3)
 
 st.set_page_config(page_title="Place-based outcomes", page_icon=frame.favicon(), layout="wide")
 
-# Optional sign-in (dashboard/access.py): when an OpenID Connect provider is
-# configured, a session that may not enter gets one hidden page (sign in, or
-# not authorised) and nothing else: no navigation, no release, no data.
-_, decision = access.current()
-if not decision.allowed:
-    st.navigation([st.Page(access.gate, title="Sign in", url_path="sign-in", default=True)],
-                  position="hidden").run()
-    st.stop()
-
 PAGES = HERE / "pages"
 pages = [
     st.Page(PAGES / "overview.py", title="Place overview", icon=":material/dashboard:", default=True),
@@ -45,6 +36,19 @@ pages = [
 if (PAGES / "evidence.py").exists():
     pages.append(st.Page(PAGES / "evidence.py", title="Evidence of benefit", icon=":material/science:"))
 pages.append(st.Page(PAGES / "governance.py", title="Data and governance", icon=":material/policy:"))
+
+# Optional sign-in (dashboard/access.py): when an OpenID Connect provider is
+# configured, a session that may not enter gets the sign-in (or not
+# authorised) page and nothing else: no navigation, no release, no data. The
+# gate answers at every page's address too, so a bookmarked link shows the
+# sign-in page rather than "page not found".
+_, decision = access.current()
+if not decision.allowed:
+    st.navigation([st.Page(access.gate, title="Sign in", url_path="sign-in", default=True)]
+                  + [st.Page(access.gate, title="Sign in", url_path=p.url_path) for p in pages
+                     if p.url_path],
+                  position="hidden").run()
+    st.stop()
 
 
 @st.fragment(run_every=REFRESH_EVERY)
