@@ -253,8 +253,9 @@ def gate() -> Decision:
                  "with another account.", icon=":material/block:")
         st.button("Sign out", key="sign_out_denied", icon=":material/logout:", on_click=_logout)
     else:
-        st.error("Sign-in is configured for this dashboard but the configuration is incomplete, so no one can "
-                 "enter. The administrator can see what is missing in the server's log.", icon=":material/error:")
+        st.error("Sign-in is configured for this dashboard but the configuration is incomplete or could not be "
+                 "checked, so no one can enter. The administrator can see why in the server's log.",
+                 icon=":material/error:")
     st.stop()
     return d  # not reached
 

@@ -259,7 +259,7 @@ def test_incomplete_auth_section_lets_no_one_in(app, publication):
     broken = {k: v for k, v in AUTH.items() if k != "cookie_secret"}
     at = app(auth=broken, user=ANN, allowed="trafford.gov.uk")
     [err] = at.error
-    assert "configuration is incomplete" in err.value
+    assert "configuration is incomplete or could not be checked" in err.value
     assert AUTH["client_id"] not in err.value and "cookie_secret" not in err.value
     assert len(at.button) == 0
     _shows_no_data(at, release_id_of(Path(publication).resolve()))
