@@ -5,7 +5,9 @@ Checks: no exception on any page; plotly charts really draw (SVG paths in
 the plot area); the MapLibre map really draws (non-blank canvas pixels,
 offline, in software WebGL); keyboard focus moves through the page; caption
 text meets WCAG AA contrast; a release published while the page is open is
-picked up within seconds. Screenshots of every page go to docs/screenshots/.
+picked up within seconds. Screenshots of every page are saved to a temporary
+folder, or to ``OUTCOMES_SCREENSHOTS`` (``OUTCOMES_SCREENSHOTS=docs/screenshots``
+refreshes the README's), so a test run never changes tracked files.
 
 Where CI=true a missing browser is a failure; elsewhere the test is skipped
 with the reason. No network is used (the server binds to 127.0.0.1 and the
@@ -21,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,7 +34,7 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("OUTCOMES_SCREENSHOTS") or Path(tempfile.gettempdir()) / "outcomes-screenshots")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
