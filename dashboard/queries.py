@@ -558,6 +558,17 @@ def areas_in(key: str, table: str, area_level: str) -> pd.DataFrame:
         [area_level])
 
 
+@per_release(max_entries=128)
+def evidence(key: str, question: Any) -> Any:
+    """The evidence-of-benefit assessment of ``question`` (a frozen
+    ``dashboard.evidence.Question``) on this release, computed once and shared
+    by every session: it fits models, about a second of CPU that a busy server
+    should spend once per question. Callers treat the result as read-only."""
+    from dashboard import evidence as E
+
+    return E.assess(CONNECTIONS.cursor(key), question, catalogue(key))
+
+
 def clear_caches() -> None:
     """Drop cached results and close connections (tests, benchmarks)."""
     st.cache_data.clear()

@@ -108,7 +108,7 @@ if not question.areas:
     st.info("Choose at least one intervention area.")
     st.stop()
 
-ev = E.assess(queries.CONNECTIONS.cursor(key), question, cat)
+ev = queries.evidence(key, question)
 footer = frame.footer_text(rel)
 
 st.subheader("Result")
