@@ -569,6 +569,19 @@ def evidence(key: str, question: Any) -> Any:
     return E.assess(CONNECTIONS.cursor(key), question, catalogue(key))
 
 
+@per_release(max_entries=128)
+def evidence_figures(key: str, question: Any, footer: str) -> tuple[dict, dict | None]:
+    """The evidence page's figures as plotly specs (the interrupted time
+    series, and the comparison when there are comparators), built once:
+    building them as ``go.Figure`` validates and deep-copies every property."""
+    from dashboard import evidence as E
+
+    ev = evidence(key, question)
+    its = E.its_figure(ev, footer).to_dict()
+    comparison = E.comparison_figure(ev, footer).to_dict() if question.comparators else None
+    return its, comparison
+
+
 def clear_caches() -> None:
     """Drop cached results and close connections (tests, benchmarks)."""
     st.cache_data.clear()

@@ -129,7 +129,7 @@ st.download_button(
                             "data, method, result, caveats, provenance and the disclosure policy.")
 frame.legend([ev.policy], rates=ev.uses_population, provisional=True)
 
-fig = E.its_figure(ev, footer)
+fig, cfig = queries.evidence_figures(key, question, footer)
 table = ev.series.copy()
 table = table.rename(columns={"period_start": "month", "published": "published_count_sum",
                               "mid": "count_used"})
@@ -145,7 +145,6 @@ st.markdown("**Each method**")
 st.table(pd.DataFrame(E.method_lines(ev), columns=["Method", "Result"]).set_index("Method"))
 
 if question.comparators:
-    cfig = E.comparison_figure(ev, footer)
     ctab = pd.concat([
         ev.series.assign(group="intervention areas"),
         ev.comparator_series.assign(group="comparators") if ev.comparator_series is not None else None,
