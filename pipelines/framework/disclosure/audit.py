@@ -28,6 +28,7 @@ lower bound proven by two feasible solutions (already wide enough).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -293,6 +294,7 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
     ge_sorted = comps.ge_comp[ge_order]
     var_order = np.argsort(comps.var_comp, kind="stable")
     var_sorted = comps.var_comp[var_order]
+    jobs = []
     for c in todo:
         cells = cell_order[np.searchsorted(cell_sorted, c):np.searchsorted(cell_sorted, c, "right")]
         eqs = eq_order[np.searchsorted(eq_sorted, c):np.searchsorted(eq_sorted, c, "right")]
@@ -303,18 +305,16 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
         nce = len(cells)
         rlo = np.concatenate([lo[cells], np.zeros(len(eqs)), np.zeros(len(ges))])
         rhi = np.concatenate([hi[cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
+        fb = None
+        if fallback is not None:
+            fb = (np.concatenate([fallback[0][cells], np.zeros(len(eqs)), np.zeros(len(ges))]),
+                  np.concatenate([fallback[1][cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)]))
         tloc = np.flatnonzero(targets[cells])
-        r = None
-        if len(ges) and not exact_all:
-            r = _decoupled(A, rlo, rhi, nce, len(eqs), len(ges), tloc, policy, want_binding, int(c) + 1)
-        if r is None:
-            r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
-                               want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
-        if not r.feasible and fallback is not None:
-            rlo = np.concatenate([fallback[0][cells], np.zeros(len(eqs)), np.zeros(len(ges))])
-            rhi = np.concatenate([fallback[1][cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
-            r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
-                               want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
+        jobs.append((int(c), cells, (A, rlo, rhi, nce, len(eqs), len(ges), tloc, policy, want_binding,
+                                     int(c) + 1, exact_all, fb)))
+    for (c, cells, args), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
+        nce, tloc = args[3], args[6]
+        if fell_back:
             res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
                              "checked without them")
         if not r.feasible:
@@ -328,6 +328,58 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             rows = rows[rows < nce]
             res.binding[int(cells[tloc[t]])] = cells[rows]
     return res
+
+
+#: components with more variables than this are worth a worker process of their own
+PARALLEL_MIN_VARS = 1500
+
+
+def _workers() -> int:
+    env = os.environ.get("OUTCOMES_DISCLOSURE_WORKERS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _check_component(args):
+    """Check one component (a picklable job; see ``analyse``). Returns (result, fell_back)."""
+    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb = args
+    r = None
+    if nge and not exact_all:
+        r = _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed)
+    if r is None:
+        r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
+                           want_binding=want_binding, seed=seed, exact_all=exact_all)
+    if not r.feasible and fb is not None:
+        r = protect_ranges(A, fb[0], fb[1], tloc, policy.threshold, policy.protection_width,
+                           want_binding=want_binding, seed=seed, exact_all=exact_all)
+        return r, True
+    return r, False
+
+
+def _run_jobs(jobs: list) -> list:
+    """Run component checks, the large ones in worker processes when there are two or more
+    of them (each result depends only on its own job, so the order of work does not matter)."""
+    big = [i for i, j in enumerate(jobs) if j[0].shape[1] >= PARALLEL_MIN_VARS]
+    out: list = [None] * len(jobs)
+    workers = _workers()
+    if workers > 1 and len(big) >= 2:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(big)),
+                                     mp_context=mp.get_context("fork")) as ex:
+                futs = {i: ex.submit(_check_component, jobs[i]) for i in big}
+                for i, j in enumerate(jobs):
+                    if i not in futs:
+                        out[i] = _check_component(j)
+                for i, f in futs.items():
+                    out[i] = f.result()
+            return out
+        except (OSError, RuntimeError):
+            out = [None] * len(jobs)   # no worker processes here: do it in this one
+    return [_check_component(j) for j in jobs]
 
 
 def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):

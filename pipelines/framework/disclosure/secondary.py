@@ -46,6 +46,8 @@ from .primary import round_counts
 from .relations import LinearSystem, build_system
 
 MAX_ROUNDS = 200
+#: rounds of interval propagation in the screen (0: each relation alone, with published bounds)
+SCREEN_PROPAGATION = int(__import__("os").environ.get("OUTCOMES_SCREEN_PROPAGATION", "0"))
 
 
 def _width(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -121,10 +123,15 @@ class _Engine:
         is_parent[ptr[:-1]] = True
         ch = ~is_parent
         W = self.p.protection_width
+        term_order = np.argsort(idx, kind="stable")
+        term_cells = idx[term_order]
+
+        def cell_terms(cell: int) -> np.ndarray:
+            return term_order[np.searchsorted(term_cells, cell):np.searchsorted(term_cells, cell, "right")]
         for _ in range(MAX_ROUNDS * 5):
             lo0, hi0, base = self.bounds()
             targets = target_mask(base[0], base[1], self.mask, self.p)
-            lo, hi = implied_bounds(self.s, lo0, hi0, iters=12)
+            lo, hi = implied_bounds(self.s, lo0, hi0, iters=SCREEN_PROPAGATION)
             if (lo > hi + 1e-6).any():
                 lo, hi = lo0, hi0          # inconsistent (earlier release revised): single step only
             own_w = _width(lo, hi)
@@ -154,13 +161,22 @@ class _Engine:
             t_sorted = terms[order]
             starts = np.flatnonzero(np.r_[True, idx[t_sorted[1:]] != idx[t_sorted[:-1]]])
             new = set()
+            # one complement per neighbourhood per pass: a complement often mends several
+            # leaks at once, so leaks sharing a relation with this pass's picks wait for the
+            # next pass (fewer cells hidden)
+            touched = np.zeros(nrel, dtype=bool)
             for grp in np.split(t_sorted, starts[1:]):
+                cell = int(idx[grp[0]])
+                if touched[rel_of[cell_terms(cell)]].any():
+                    continue
                 for k in grp:          # the cell's relations, narrowest first, until one has a candidate
                     rel = rel_of[k]
                     members = idx[ptr[rel]:ptr[rel + 1]]
-                    pick = self._pick(members, int(idx[k]))
+                    pick = self._pick(members, cell)
                     if pick is not None:
                         new.add(pick)
+                        touched[rel_of[cell_terms(cell)]] = True
+                        touched[rel_of[cell_terms(pick)]] = True
                         break
             new -= set(np.flatnonzero(self.mask).tolist())
             if not new:
