@@ -294,6 +294,10 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
     ge_sorted = comps.ge_comp[ge_order]
     var_order = np.argsort(comps.var_comp, kind="stable")
     var_sorted = comps.var_comp[var_order]
+    rptr = system.relations_ptr
+    rel_parent = system.relations_idx[rptr[:-1]] if len(rptr) > 1 else np.zeros(0, np.int64)
+    rel_parent_order = np.argsort(rel_parent, kind="stable")
+    rel_parent_sorted = rel_parent[rel_parent_order]
     jobs = []
     for c in todo:
         cells = cell_order[np.searchsorted(cell_sorted, c):np.searchsorted(cell_sorted, c, "right")]
@@ -301,16 +305,22 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
         ges = ge_order[np.searchsorted(ge_sorted, c):np.searchsorted(ge_sorted, c, "right")]
         vars_ = var_order[np.searchsorted(var_sorted, c):np.searchsorted(var_sorted, c, "right")]
         cells = np.sort(cells)
-        A = sp.vstack([C[cells][:, vars_], system.eq[eqs][:, vars_], system.ge[ges][:, vars_]]).tocsr()
         nce = len(cells)
-        rlo = np.concatenate([lo[cells], np.zeros(len(eqs)), np.zeros(len(ges))])
-        rhi = np.concatenate([hi[cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
+        A, n_def = None, 0
+        if CELL_FORM and len(vars_) >= CELL_FORM_MIN_VARS:
+            A = _cell_form(system, cells, vars_, eqs, ges, rel_parent_order, rel_parent_sorted)
+            n_def = nce if A is not None else 0
+        if A is None:
+            A = sp.vstack([C[cells][:, vars_], system.eq[eqs][:, vars_], system.ge[ges][:, vars_]]).tocsr()
+        neq = n_def + len(eqs)
+        rlo = np.concatenate([lo[cells], np.zeros(neq), np.zeros(len(ges))])
+        rhi = np.concatenate([hi[cells], np.zeros(neq), np.full(len(ges), np.inf)])
         fb = None
         if fallback is not None:
-            fb = (np.concatenate([fallback[0][cells], np.zeros(len(eqs)), np.zeros(len(ges))]),
-                  np.concatenate([fallback[1][cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)]))
+            fb = (np.concatenate([fallback[0][cells], np.zeros(neq), np.zeros(len(ges))]),
+                  np.concatenate([fallback[1][cells], np.zeros(neq), np.full(len(ges), np.inf)]))
         tloc = np.flatnonzero(targets[cells])
-        jobs.append((int(c), cells, (A, rlo, rhi, nce, len(eqs), len(ges), tloc, policy, want_binding,
+        jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, len(ges), tloc, policy, want_binding,
                                      int(c) + 1, exact_all, fb)))
     for (c, cells, args), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
         nce, tloc = args[3], args[6]
@@ -328,6 +338,72 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             rows = rows[rows < nce]
             res.binding[int(cells[tloc[t]])] = cells[rows]
     return res
+
+
+#: write large components in the sparser "cell form" (see ``_cell_form``)
+CELL_FORM = os.environ.get("OUTCOMES_DISCLOSURE_CELL_FORM", "1") != "0"
+CELL_FORM_MIN_VARS = int(os.environ.get("OUTCOMES_DISCLOSURE_CELL_FORM_MIN_VARS", "1000"))
+
+
+def _cell_form(system: LinearSystem, cells: np.ndarray, vars_: np.ndarray, eqs: np.ndarray,
+               ges: np.ndarray, rel_parent_order: np.ndarray, rel_parent_sorted: np.ndarray):
+    """The component's system with one extra variable y_c per published cell (an equivalent LP,
+    far sparser where cells are sums of many variables).
+
+    Rows, in order: ``y_c`` (one per cell, carrying the cell's published bounds, so row i is
+    still cell i); ``y_c - expr_c = 0``; the separators (unchanged); the inequality rows
+    written over the y's. ``expr_c`` is ``sum(y_children)`` where a simple relation
+    ``c = sum(children)`` holds *exactly* on the variables (checked here, term by term),
+    otherwise the sum of c's own variables. So every solution maps to one of the original
+    system with the same cell values, and back: the two LPs give the same ranges.
+    """
+    nce, nv = len(cells), len(vars_)
+    Cc = system.cells[cells][:, vars_].tocsr()
+    local = np.full(system.n_cells, -1, dtype=np.int64)
+    local[cells] = np.arange(nce)
+    ptr, idx = system.relations_ptr, system.relations_idx
+    expr_rows: list[np.ndarray] = []
+    expr_cols: list[np.ndarray] = []
+    expr_vals: list[np.ndarray] = []
+    rowlen = np.diff(Cc.indptr)
+    used = np.zeros(nce, dtype=bool)
+    lo_i = np.searchsorted(rel_parent_sorted, cells)
+    hi_i = np.searchsorted(rel_parent_sorted, cells, "right")
+    for i in np.flatnonzero((hi_i > lo_i) & (rowlen > 8)):
+        for r in rel_parent_order[lo_i[i]:hi_i[i]]:
+            kids = local[idx[ptr[r] + 1:ptr[r + 1]]]
+            kids = kids[kids >= 0]
+            if len(kids) == 0 or len(kids) >= rowlen[i]:
+                continue
+            S = Cc[kids].sum(axis=0).A1
+            row = np.zeros(nv)
+            row[Cc.indices[Cc.indptr[i]:Cc.indptr[i + 1]]] = 1.0
+            if np.array_equal(S, row):
+                expr_rows.append(np.full(len(kids), i))
+                expr_cols.append(nv + kids)
+                expr_vals.append(np.full(len(kids), -1.0))
+                used[i] = True
+                break
+    if not used.any():
+        return None
+    plain = Cc[~used].tocoo()
+    plain_rows = np.flatnonzero(~used)[plain.row]
+    D = sp.coo_matrix((np.concatenate([np.ones(nce), -plain.data] + expr_vals),
+                       (np.concatenate([np.arange(nce), plain_rows] + expr_rows),
+                        np.concatenate([nv + np.arange(nce), plain.col] + expr_cols))),
+                      shape=(nce, nv + nce)).tocsr()
+    Y = sp.csr_matrix((np.ones(nce), (np.arange(nce), nv + np.arange(nce))), shape=(nce, nv + nce))
+    E = sp.hstack([system.eq[eqs][:, vars_], sp.csr_matrix((len(eqs), nce))]).tocsr()
+    if len(ges):
+        Gc = system.ge_cells[ges].tocsr()
+        Gy = sp.hstack([sp.csr_matrix((len(ges), nv)), Gc[:, cells]]).tocsr()
+        # a term over a cell outside the component is over fixed-at-0 variables only
+        outside = np.setdiff1d(np.unique(Gc.indices), cells)
+        if len(outside) and abs(system.cells[outside][:, vars_]).sum() > 0:
+            return None
+    else:
+        Gy = sp.csr_matrix((0, nv + nce))
+    return sp.vstack([Y, D, E, Gy]).tocsr()
 
 
 #: components with more variables than this are worth a worker process of their own
