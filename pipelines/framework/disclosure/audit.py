@@ -21,6 +21,14 @@ Should the intersected ranges make a component infeasible (a revision that
 happened to stay inside the old range), that component is re-checked without
 the earlier ranges, and a note says so.
 
+Speed (none of it changes a result): inequality rows that the cells' own bounds
+and the equality relations already imply are left out before the system is split
+into components (``redundant_ge``: they never bind, and leaving them in would
+tie the "alcohol" and "all attendances" measures into one large component);
+large components are written in an equivalent, sparser form with one variable
+per cell (``_cell_form``) and checked two at a time in worker processes
+(``OUTCOMES_DISCLOSURE_WORKERS``, default 2).
+
 ``narrowest_width`` per table is the narrowest integer width found among the
 checked cells whose range meets [1, threshold]: exact where a min/max LP was solved for the cell, otherwise a
 lower bound proven by two feasible solutions (already wide enough).

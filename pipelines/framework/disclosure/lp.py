@@ -11,7 +11,11 @@ each feasible range is wide enough, in three steps:
    undecided targets up and down (random +-1 directions, fixed seed). Any two
    feasible solutions bound a target's range from inside: if the values a
    target takes in the solutions seen differ enough, its range is wide enough
-   (this proves most targets at once);
+   (this proves most targets at once). On large components (``ipm_above``
+   variables) the sweeps use a second model solved by interior point without
+   crossover (several times faster there than simplex on these objectives); its
+   solutions are only used after checking them against every row
+   (``ComponentLP.feasible_point``);
 2. for large components, two local LPs per remaining target over a small
    neighbourhood of variables (the target's, and those of the small rows
    touching them, two hops): the *inner* one fixes every other variable at a
@@ -334,7 +338,7 @@ def protect_ranges(
         safe[which[ok]] = True
 
     import time as _time, os as _os
-    _dbg = _os.environ.get("DISCLOSURE_DEBUG")
+    _dbg = _os.environ.get("OUTCOMES_DISCLOSURE_DEBUG")   # progress of each phase, on stdout
     _t0 = _time.perf_counter()
     def _log(tag):
         if _dbg:

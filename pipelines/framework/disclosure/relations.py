@@ -59,6 +59,13 @@ least each part where that is certainly true, i.e. where every breakdown is
 or age band may differ between the month and the year, so "at least each
 part" does not hold for sub-totals and would make true data infeasible).
 
+Besides the rows, ``relations_ptr``/``relations_idx`` list simple relations
+between published cells (``All`` = sum of categories, an area = the disjoint
+union of areas of one level, and for measures additive over time a period =
+the sum of the periods of one length that partition it). They are implied by
+the rows and used only by fast screens and bound propagation; ``ge_cells``
+holds the inequality rows written over cells.
+
 The audit (``audit.split_components``) then removes the variables a published
 exact 0 forces to 0 and splits the rest into independent connected
 components; inside a component, blocks linked only by the inequality rows

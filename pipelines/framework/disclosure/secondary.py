@@ -4,10 +4,15 @@ Loop until the LP audit passes on the would-be publication:
 
 1. fast screen: for every simple relation between cells (``All`` = sum of
    the categories; an area = the disjoint union of other areas of one level
-   in the same table), interval arithmetic on the published ranges alone.
-   A narrow range found from one relation is a real leak (dropping the other
-   relations only widens ranges), so a complement is added in that relation
-   right away, without any LP;
+   in the same table; a period = the sum of the periods that partition it,
+   for measures additive over time), interval arithmetic on the published
+   ranges alone. A narrow range found from one relation is a real leak
+   (dropping the other relations only widens ranges), so a complement is
+   added in that relation right away, without any LP; one per neighbourhood
+   per pass. ``OUTCOMES_SCREEN_PROPAGATION=k`` first propagates bounds through
+   k rounds of all relations (finds more leaks without LPs, so fewer LP
+   rounds, but its complements are chosen less well: about four times as many
+   cells hidden on ``bench/disclosure_scale.py``, so it is off by default);
 2. the audit's LP analysis (``audit.analyse``: sweeps, then exact min/max per
    undecided cell) on the components that changed. For each cell still
    narrowed too far, the row duals of its min/max solves name the published
