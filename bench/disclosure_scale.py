@@ -13,6 +13,11 @@ then runs ``secondary_suppress`` and ``audit_release`` for sizes of about
 the fitted growth exponent (log-log slope of time against cells).
 
     python bench/disclosure_scale.py --max-cells 100000 [--policy nhs-digital]
+    python bench/disclosure_scale.py --max-cells 1000000 --size-timeout 900
+
+With ``--size-timeout`` each size runs in its own process (own process group) and a size
+that has not finished in time is stopped and reported as such (the exponent is then fitted
+to the sizes that finished).
 
 Peak memory is the process's peak RSS growth while the size ran (psutil,
 sampled every 50 ms; HiGHS's C++ allocations included). ``--tracemalloc``
@@ -184,12 +189,26 @@ def main(argv=None) -> int:
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also trace Python allocations (slows this code about tenfold; RSS is always measured)")
     ap.add_argument("--no-tracemalloc", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--size-timeout", type=float, default=None, metavar="SECONDS",
+                    help="run each size in its own process and stop it after this long")
+    ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.only is not None:
+        import json
+        r = run_size(args.only, args.policy, trace=args.tracemalloc and not args.no_tracemalloc)
+        print("RESULT " + json.dumps(r), flush=True)
+        return 0
     rows = []
     for target in sorted(SIZES):
         if target > args.max_cells:
             break
-        r = run_size(target, args.policy, trace=args.tracemalloc and not args.no_tracemalloc)
+        if args.size_timeout:
+            r = _run_isolated(target, args)
+            if r is None:
+                print(f"~{target:>8} cells  did not finish within {args.size_timeout:.0f}s (stopped)", flush=True)
+                break
+        else:
+            r = run_size(target, args.policy, trace=args.tracemalloc and not args.no_tracemalloc)
         rows.append(r)
         print(f"{r['cells']:>9} cells  primary {r['primary']:>7}  secondary {r['secondary']:>6}  "
               f"suppress {r['suppress_s']:8.2f}s  audit {r['audit_s']:8.2f}s  total {r['total_s']:8.2f}s  "
@@ -201,6 +220,29 @@ def main(argv=None) -> int:
         slope = np.polyfit(x, y, 1)[0]
         print(f"growth exponent (log-log slope of total time vs cells): {slope:.2f}")
     return 0
+
+
+def _run_isolated(target: int, args) -> dict | None:
+    """One size in a child process (own session, so its worker processes stop with it)."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--only", str(target), "--policy", args.policy]
+    if args.tracemalloc:
+        cmd.append("--tracemalloc")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=args.size_timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    return None
 
 
 if __name__ == "__main__":

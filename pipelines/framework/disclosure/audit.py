@@ -21,6 +21,14 @@ Should the intersected ranges make a component infeasible (a revision that
 happened to stay inside the old range), that component is re-checked without
 the earlier ranges, and a note says so.
 
+Speed (none of it changes a result): inequality rows that the cells' own bounds
+and the equality relations already imply are left out before the system is split
+into components (``redundant_ge``: they never bind, and leaving them in would
+tie the "alcohol" and "all attendances" measures into one large component);
+large components are written in an equivalent, sparser form with one variable
+per cell (``_cell_form``) and checked two at a time in worker processes
+(``OUTCOMES_DISCLOSURE_WORKERS``, default 2).
+
 ``narrowest_width`` per table is the narrowest integer width found among the
 checked cells whose range meets [1, threshold]: exact where a min/max LP was solved for the cell, otherwise a
 lower bound proven by two feasible solutions (already wide enough).
@@ -28,6 +36,7 @@ lower bound proven by two feasible solutions (already wide enough).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,8 +155,84 @@ class Components:
     ge_comp: np.ndarray
 
 
-def split_components(system: LinearSystem, fixed_zero_cells: np.ndarray) -> Components:
+def implied_bounds(system: LinearSystem, lo: np.ndarray, hi: np.ndarray, iters: int = 4
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on every cell implied by the cell rows and the simple relations alone.
+
+    Interval arithmetic over ``parent = sum(children)`` relations (never over the
+    inequality rows, so that these bounds can prove an inequality row redundant).
+    Every bound returned holds for every solution of the system.
+    """
+    lo = np.maximum(np.asarray(lo, float), 0.0)
+    hi = np.asarray(hi, float).copy()
+    ptr, idx = system.relations_ptr, system.relations_idx
+    if len(ptr) < 2:
+        return lo, hi
+    nrel = len(ptr) - 1
+    rel_of = np.repeat(np.arange(nrel), np.diff(ptr))
+    is_parent = np.zeros(len(idx), dtype=bool)
+    is_parent[ptr[:-1]] = True
+    ch = ~is_parent
+    for _ in range(iters):
+        l = lo[idx]
+        h = hi[idx]
+        hinf = ~np.isfinite(h)
+        hfin = np.where(hinf, 0.0, h)
+        s_lo = np.bincount(rel_of[ch], weights=l[ch], minlength=nrel)
+        s_hi = np.bincount(rel_of[ch], weights=hfin[ch], minlength=nrel)
+        s_inf = np.bincount(rel_of[ch], weights=hinf[ch].astype(float), minlength=nrel)
+        p_lo = lo[idx[ptr[:-1]]]
+        p_hi = hi[idx[ptr[:-1]]]
+        r = rel_of
+        other_inf = s_inf[r] - (hinf & ch)
+        other_hi = s_hi[r] - np.where(ch, hfin, 0.0)
+        other_lo = s_lo[r] - np.where(ch, l, 0.0)
+        imp_lo = np.where(ch, np.where(other_inf > 0, -np.inf, p_lo[r] - other_hi), s_lo[r])
+        imp_hi = np.where(ch, p_hi[r] - other_lo, np.where(s_inf[r] > 0, np.inf, s_hi[r]))
+        nlo = lo.copy()
+        nhi = hi.copy()
+        np.maximum.at(nlo, idx, imp_lo)
+        np.minimum.at(nhi, idx, imp_hi)
+        if np.array_equal(nlo, lo) and np.array_equal(nhi, hi):
+            break
+        lo, hi = nlo, nhi
+    return lo, hi
+
+
+def redundant_ge(system: LinearSystem, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Inequality rows that every solution of the other rows satisfies (dropping them is exact).
+
+    A row sum_j d_j cell_j >= 0 is redundant when its least value over the cells'
+    implied bounds (``implied_bounds``: cell rows and equality relations only) is >= 0.
+    """
+    D = system.ge_cells
+    n = system.ge.shape[0]
+    if D is None or n == 0:
+        return np.zeros(n, dtype=bool)
+    blo, bhi = implied_bounds(system, lo, hi)
+    if (blo > bhi + 1e-6).any():
+        return np.zeros(n, dtype=bool)   # inconsistent bounds: prove nothing
+    Dc = D.tocoo()
+    pos = Dc.data > 0
+    with np.errstate(invalid="ignore"):
+        contrib = np.where(pos, Dc.data * blo[Dc.col], Dc.data * bhi[Dc.col])
+    contrib = np.where(np.isnan(contrib), -np.inf, contrib)
+    least = np.full(n, 0.0)
+    np.add.at(least, Dc.row, contrib)
+    return least >= -1e-9
+
+
+def split_components(system: LinearSystem, fixed_zero_cells: np.ndarray,
+                     lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> Components:
+    """Independent components. With the cells' bounds ``lo``/``hi``, inequality rows that
+    those bounds prove redundant are left out (they never bind), which splits linked
+    measures apart where their counts are far apart."""
     C, E, G = system.cells, system.eq, system.ge
+    if lo is not None and G.shape[0]:
+        red = redundant_ge(system, lo, hi)
+        if red.any():
+            G = (sp.diags((~red).astype(float)) @ G).tocsr()
+            G.eliminate_zeros()
     nv = system.n_vars
     fixed = np.zeros(nv, dtype=bool)
     if fixed_zero_cells.any():
@@ -217,28 +302,37 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
     ge_sorted = comps.ge_comp[ge_order]
     var_order = np.argsort(comps.var_comp, kind="stable")
     var_sorted = comps.var_comp[var_order]
+    rptr = system.relations_ptr
+    rel_parent = system.relations_idx[rptr[:-1]] if len(rptr) > 1 else np.zeros(0, np.int64)
+    rel_parent_order = np.argsort(rel_parent, kind="stable")
+    rel_parent_sorted = rel_parent[rel_parent_order]
+    jobs = []
     for c in todo:
         cells = cell_order[np.searchsorted(cell_sorted, c):np.searchsorted(cell_sorted, c, "right")]
         eqs = eq_order[np.searchsorted(eq_sorted, c):np.searchsorted(eq_sorted, c, "right")]
         ges = ge_order[np.searchsorted(ge_sorted, c):np.searchsorted(ge_sorted, c, "right")]
         vars_ = var_order[np.searchsorted(var_sorted, c):np.searchsorted(var_sorted, c, "right")]
         cells = np.sort(cells)
-        A = sp.vstack([C[cells][:, vars_], system.eq[eqs][:, vars_], system.ge[ges][:, vars_]]).tocsr()
         nce = len(cells)
-        rlo = np.concatenate([lo[cells], np.zeros(len(eqs)), np.zeros(len(ges))])
-        rhi = np.concatenate([hi[cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
+        A, n_def = None, 0
+        if CELL_FORM and len(vars_) >= CELL_FORM_MIN_VARS:
+            A = _cell_form(system, cells, vars_, eqs, ges, rel_parent_order, rel_parent_sorted)
+            n_def = nce if A is not None else 0
+        if A is None:
+            A = sp.vstack([C[cells][:, vars_], system.eq[eqs][:, vars_], system.ge[ges][:, vars_]]).tocsr()
+        neq = n_def + len(eqs)
+        rlo = np.concatenate([lo[cells], np.zeros(neq), np.zeros(len(ges))])
+        rhi = np.concatenate([hi[cells], np.zeros(neq), np.full(len(ges), np.inf)])
+        fb = None
+        if fallback is not None:
+            fb = (np.concatenate([fallback[0][cells], np.zeros(neq), np.zeros(len(ges))]),
+                  np.concatenate([fallback[1][cells], np.zeros(neq), np.full(len(ges), np.inf)]))
         tloc = np.flatnonzero(targets[cells])
-        r = None
-        if len(ges) and not exact_all:
-            r = _decoupled(A, rlo, rhi, nce, len(eqs), len(ges), tloc, policy, want_binding, int(c) + 1)
-        if r is None:
-            r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
-                               want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
-        if not r.feasible and fallback is not None:
-            rlo = np.concatenate([fallback[0][cells], np.zeros(len(eqs)), np.zeros(len(ges))])
-            rhi = np.concatenate([fallback[1][cells], np.zeros(len(eqs)), np.full(len(ges), np.inf)])
-            r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
-                               want_binding=want_binding, seed=int(c) + 1, exact_all=exact_all)
+        jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, len(ges), tloc, policy, want_binding,
+                                     int(c) + 1, exact_all, fb)))
+    for (c, cells, args), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
+        nce, tloc = args[3], args[6]
+        if fell_back:
             res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
                              "checked without them")
         if not r.feasible:
@@ -252,6 +346,124 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             rows = rows[rows < nce]
             res.binding[int(cells[tloc[t]])] = cells[rows]
     return res
+
+
+#: write large components in the sparser "cell form" (see ``_cell_form``)
+CELL_FORM = os.environ.get("OUTCOMES_DISCLOSURE_CELL_FORM", "1") != "0"
+CELL_FORM_MIN_VARS = int(os.environ.get("OUTCOMES_DISCLOSURE_CELL_FORM_MIN_VARS", "1000"))
+
+
+def _cell_form(system: LinearSystem, cells: np.ndarray, vars_: np.ndarray, eqs: np.ndarray,
+               ges: np.ndarray, rel_parent_order: np.ndarray, rel_parent_sorted: np.ndarray):
+    """The component's system with one extra variable y_c per published cell (an equivalent LP,
+    far sparser where cells are sums of many variables).
+
+    Rows, in order: ``y_c`` (one per cell, carrying the cell's published bounds, so row i is
+    still cell i); ``y_c - expr_c = 0``; the separators (unchanged); the inequality rows
+    written over the y's. ``expr_c`` is ``sum(y_children)`` where a simple relation
+    ``c = sum(children)`` holds *exactly* on the variables (checked here, term by term),
+    otherwise the sum of c's own variables. So every solution maps to one of the original
+    system with the same cell values, and back: the two LPs give the same ranges.
+    """
+    nce, nv = len(cells), len(vars_)
+    Cc = system.cells[cells][:, vars_].tocsr()
+    local = np.full(system.n_cells, -1, dtype=np.int64)
+    local[cells] = np.arange(nce)
+    ptr, idx = system.relations_ptr, system.relations_idx
+    expr_rows: list[np.ndarray] = []
+    expr_cols: list[np.ndarray] = []
+    expr_vals: list[np.ndarray] = []
+    rowlen = np.diff(Cc.indptr)
+    used = np.zeros(nce, dtype=bool)
+    lo_i = np.searchsorted(rel_parent_sorted, cells)
+    hi_i = np.searchsorted(rel_parent_sorted, cells, "right")
+    for i in np.flatnonzero((hi_i > lo_i) & (rowlen > 8)):
+        for r in rel_parent_order[lo_i[i]:hi_i[i]]:
+            kids = local[idx[ptr[r] + 1:ptr[r + 1]]]
+            kids = kids[kids >= 0]
+            if len(kids) == 0 or len(kids) >= rowlen[i]:
+                continue
+            S = Cc[kids].sum(axis=0).A1
+            row = np.zeros(nv)
+            row[Cc.indices[Cc.indptr[i]:Cc.indptr[i + 1]]] = 1.0
+            if np.array_equal(S, row):
+                expr_rows.append(np.full(len(kids), i))
+                expr_cols.append(nv + kids)
+                expr_vals.append(np.full(len(kids), -1.0))
+                used[i] = True
+                break
+    if not used.any():
+        return None
+    plain = Cc[~used].tocoo()
+    plain_rows = np.flatnonzero(~used)[plain.row]
+    D = sp.coo_matrix((np.concatenate([np.ones(nce), -plain.data] + expr_vals),
+                       (np.concatenate([np.arange(nce), plain_rows] + expr_rows),
+                        np.concatenate([nv + np.arange(nce), plain.col] + expr_cols))),
+                      shape=(nce, nv + nce)).tocsr()
+    Y = sp.csr_matrix((np.ones(nce), (np.arange(nce), nv + np.arange(nce))), shape=(nce, nv + nce))
+    E = sp.hstack([system.eq[eqs][:, vars_], sp.csr_matrix((len(eqs), nce))]).tocsr()
+    if len(ges):
+        Gc = system.ge_cells[ges].tocsr()
+        Gy = sp.hstack([sp.csr_matrix((len(ges), nv)), Gc[:, cells]]).tocsr()
+        # a term over a cell outside the component is over fixed-at-0 variables only
+        outside = np.setdiff1d(np.unique(Gc.indices), cells)
+        if len(outside) and abs(system.cells[outside][:, vars_]).sum() > 0:
+            return None
+    else:
+        Gy = sp.csr_matrix((0, nv + nce))
+    return sp.vstack([Y, D, E, Gy]).tocsr()
+
+
+#: components with more variables than this are worth a worker process of their own
+PARALLEL_MIN_VARS = 1500
+
+
+def _workers() -> int:
+    env = os.environ.get("OUTCOMES_DISCLOSURE_WORKERS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _check_component(args):
+    """Check one component (a picklable job; see ``analyse``). Returns (result, fell_back)."""
+    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb = args
+    r = None
+    if nge and not exact_all:
+        r = _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed)
+    if r is None:
+        r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
+                           want_binding=want_binding, seed=seed, exact_all=exact_all)
+    if not r.feasible and fb is not None:
+        r = protect_ranges(A, fb[0], fb[1], tloc, policy.threshold, policy.protection_width,
+                           want_binding=want_binding, seed=seed, exact_all=exact_all)
+        return r, True
+    return r, False
+
+
+def _run_jobs(jobs: list) -> list:
+    """Run component checks, the large ones in worker processes when there are two or more
+    of them (each result depends only on its own job, so the order of work does not matter)."""
+    big = [i for i, j in enumerate(jobs) if j[0].shape[1] >= PARALLEL_MIN_VARS]
+    out: list = [None] * len(jobs)
+    workers = _workers()
+    if workers > 1 and len(big) >= 2:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(big)),
+                                     mp_context=mp.get_context("fork")) as ex:
+                futs = {i: ex.submit(_check_component, jobs[i]) for i in big}
+                for i, j in enumerate(jobs):
+                    if i not in futs:
+                        out[i] = _check_component(j)
+                for i, f in futs.items():
+                    out[i] = f.result()
+            return out
+        except (OSError, RuntimeError):
+            out = [None] * len(jobs)   # no worker processes here: do it in this one
+    return [_check_component(j) for j in jobs]
 
 
 def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):
@@ -301,8 +513,10 @@ def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):
         tb = np.flatnonzero(np.isin(rows_b, tloc))
         if len(tb) == 0:
             continue
+        # witnesses only: with the other blocks fixed a narrow range proves nothing, and every
+        # cell not proven here is checked exactly on the whole component below
         r = protect_ranges(Ab, lob, hib, tb, policy.threshold, policy.protection_width,
-                           want_binding=False, seed=seed)
+                           want_binding=False, seed=seed, max_exact=0)
         if not r.feasible:
             return None
         for k, t in enumerate(tb):
@@ -359,7 +573,7 @@ def audit_release(
     plo, phi = previous_bounds(tables, meta, previous, policy, system)
     lo, hi, _ = combine_previous(lo, hi, plo, phi)
     targets = target_mask(base[0], base[1], suppressed, policy)
-    comps = split_components(system, (~suppressed) & (hi <= 0))
+    comps = split_components(system, (~suppressed) & (hi <= 0), base[0], base[1])
     an = analyse(system, comps, lo, hi, targets, policy, fallback=base)
     result.notes.extend(an.notes)
     infeasible_cells = np.isin(comps.cell_comp, an.infeasible) if an.infeasible else np.zeros(len(counts), bool)
@@ -413,7 +627,7 @@ def feasible_ranges(
     plo, phi = previous_bounds(tables, meta, previous, policy, system)
     lo, hi, _ = combine_previous(lo, hi, plo, phi)
     targets = target_mask(base[0], base[1], suppressed, policy)
-    comps = split_components(system, (~suppressed) & (hi <= 0))
+    comps = split_components(system, (~suppressed) & (hi <= 0), base[0], base[1])
     an = analyse(system, comps, lo, hi, targets, policy, fallback=base, exact_all=True)
     out = {}
     for n in names:

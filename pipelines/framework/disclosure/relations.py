@@ -59,6 +59,13 @@ least each part where that is certainly true, i.e. where every breakdown is
 or age band may differ between the month and the year, so "at least each
 part" does not hold for sub-totals and would make true data infeasible).
 
+Besides the rows, ``relations_ptr``/``relations_idx`` list simple relations
+between published cells (``All`` = sum of categories, an area = the disjoint
+union of areas of one level, and for measures additive over time a period =
+the sum of the periods of one length that partition it). They are implied by
+the rows and used only by fast screens and bound propagation; ``ge_cells``
+holds the inequality rows written over cells.
+
 The audit (``audit.split_components``) then removes the variables a published
 exact 0 forces to 0 and splits the rest into independent connected
 components; inside a component, blocks linked only by the inequality rows
@@ -248,6 +255,7 @@ class LinearSystem:
     relations_ptr: np.ndarray     # simple parent = sum(children) relations between cells
     relations_idx: np.ndarray     # first entry of each relation is the parent
     notes: list[str] = field(default_factory=list)
+    ge_cells: sp.csr_matrix | None = None   # ``ge`` as rows over published cells (ge = ge_cells @ cells)
 
     @property
     def n_cells(self) -> int:
@@ -359,12 +367,13 @@ def build_system(
     eq.eliminate_zeros()
 
     keys = pd.concat(key_frames, ignore_index=True) if key_frames else pd.DataFrame()
-    ge = _cross_rows(keys, tinfo, cells, meta, notes)
+    ge, ge_cells = _cross_rows(keys, tinfo, cells, meta, notes)
+    rel_lists.extend(_period_relations(keys, meta))
     if rel_lists:
         rptr, ridx = _csr_from_lists(rel_lists)
     else:
         rptr, ridx = np.zeros(1, np.int64), np.zeros(0, np.int64)
-    return LinearSystem(n_vars, cells, eq, ge, slices, names, rptr, ridx, notes)
+    return LinearSystem(n_vars, cells, eq, ge, slices, names, rptr, ridx, notes, ge_cells)
 
 
 def _build_group(gkey, ts, area_set, var_offset, eq_offset, notes):
@@ -670,13 +679,51 @@ def _can_attach(L: Profile, N: Profile, finest: list[np.ndarray]) -> bool:
     return True
 
 
-def _cross_rows(keys: pd.DataFrame, tinfo, cells: sp.csr_matrix, meta, notes) -> sp.csr_matrix:
-    """Inequality rows (>= 0) between cell expressions: subset_of and non-additive periods."""
+def _period_relations(keys: pd.DataFrame, meta) -> list[np.ndarray]:
+    """Simple relations over time (for the fast screens): for a measure additive over
+    ``period``, a cell equals the sum of the cells with the same area and breakdowns whose
+    periods (all of one length) partition its period, in any table of the measure."""
+    if len(keys) == 0:
+        return []
+    additive = {m.measure for m in meta.values() if "period" in m.additive_over}
+    out: list[np.ndarray] = []
+    k_all = keys[keys.measure.isin(additive)].drop_duplicates(["measure", "area", "m0", "m1", "bkey"])
+    if len(k_all) == 0:
+        return out
+    k_all = k_all.assign(nmon=k_all.m1 - k_all.m0 + 1)
+    for meas, k_ in k_all.groupby("measure", sort=True):
+        kinds = sorted(k_.nmon.unique())
+        for ci, ck in enumerate(kinds):
+            coarse = k_[k_.nmon == ck][["gid", "area", "bkey", "m0", "m1"]]
+            for fk in kinds[:ci]:
+                fine = k_[k_.nmon == fk][["gid", "area", "bkey", "m0", "m1"]]
+                mrg = coarse.merge(fine, on=["area", "bkey"], suffixes=("_c", "_f"))
+                mrg = mrg[(mrg.m0_f >= mrg.m0_c) & (mrg.m1_f <= mrg.m1_c)]
+                if len(mrg) == 0:
+                    continue
+                # fine periods of one length with distinct starts are disjoint; they partition
+                # the coarse period when their count times their length equals its length
+                n = mrg.groupby("gid_c").gid_f.transform("size")
+                mrg = mrg[n.to_numpy() * fk == ck].sort_values(["gid_c", "m0_f"], kind="stable")
+                if len(mrg) == 0:
+                    continue
+                gc = mrg.gid_c.to_numpy()
+                gf = mrg.gid_f.to_numpy()
+                bnd = np.flatnonzero(np.diff(gc)) + 1
+                for par, kids in zip(np.split(gc, bnd), np.split(gf, bnd)):
+                    out.append(np.concatenate([[par[0]], kids]).astype(np.int64))
+    return out
+
+
+def _cross_rows(keys: pd.DataFrame, tinfo, cells: sp.csr_matrix, meta, notes):
+    """Inequality rows (>= 0) between cell expressions: subset_of and non-additive periods.
+
+    Returns the rows over the variables and the same rows over the published cells."""
     n_cells = cells.shape[0]
     r_rows, r_cols, r_vals = [], [], []
     nrow = 0
     if len(keys) == 0:
-        return sp.csr_matrix((0, cells.shape[1]))
+        return sp.csr_matrix((0, cells.shape[1])), sp.csr_matrix((0, n_cells))
     subset = {m.measure: m.subset_of for m in meta.values() if m.subset_of}
     additive = {m.measure: ("period" in m.additive_over) for m in meta.values()}
     # subset_of: big - small >= 0 for the same keys
@@ -729,9 +776,9 @@ def _cross_rows(keys: pd.DataFrame, tinfo, cells: sp.csr_matrix, meta, notes) ->
                     r_vals += [np.ones(len(sel)), -np.ones(len(full))]
                     nrow += len(full)
     if nrow == 0:
-        return sp.csr_matrix((0, cells.shape[1]))
+        return sp.csr_matrix((0, cells.shape[1])), sp.csr_matrix((0, n_cells))
     D = sp.csr_matrix((np.concatenate(r_vals), (np.concatenate(r_rows), np.concatenate(r_cols))),
                       shape=(nrow, n_cells))
     G = (D @ cells).tocsr()
     G.eliminate_zeros()
-    return G
+    return G, D

@@ -4,10 +4,15 @@ Loop until the LP audit passes on the would-be publication:
 
 1. fast screen: for every simple relation between cells (``All`` = sum of
    the categories; an area = the disjoint union of other areas of one level
-   in the same table), interval arithmetic on the published ranges alone.
-   A narrow range found from one relation is a real leak (dropping the other
-   relations only widens ranges), so a complement is added in that relation
-   right away, without any LP;
+   in the same table; a period = the sum of the periods that partition it,
+   for measures additive over time), interval arithmetic on the published
+   ranges alone. A narrow range found from one relation is a real leak
+   (dropping the other relations only widens ranges), so a complement is
+   added in that relation right away, without any LP; one per neighbourhood
+   per pass. ``OUTCOMES_SCREEN_PROPAGATION=k`` first propagates bounds through
+   k rounds of all relations (finds more leaks without LPs, so fewer LP
+   rounds, but its complements are chosen less well: about four times as many
+   cells hidden on ``bench/disclosure_scale.py``, so it is off by default);
 2. the audit's LP analysis (``audit.analyse``: sweeps, then exact min/max per
    undecided cell) on the components that changed. For each cell still
    narrowed too far, the row duals of its min/max solves name the published
@@ -33,6 +38,7 @@ import pandas as pd
 from .audit import (
     analyse,
     combine_previous,
+    implied_bounds,
     previous_bounds,
     published_bounds,
     split_components,
@@ -45,6 +51,12 @@ from .primary import round_counts
 from .relations import LinearSystem, build_system
 
 MAX_ROUNDS = 200
+#: rounds of interval propagation in the screen (0: each relation alone, with published bounds)
+SCREEN_PROPAGATION = int(__import__("os").environ.get("OUTCOMES_SCREEN_PROPAGATION", "0"))
+
+
+def _width(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return np.floor(np.where(np.isfinite(hi), hi, 1e18) + TOL) - np.ceil(lo - TOL) + 1
 
 
 def secondary_suppress(
@@ -98,51 +110,79 @@ class _Engine:
 
     # -- fast screen ---------------------------------------------------------------
     def screen(self) -> int:
+        """Interval-arithmetic screen over the simple relations (margins, areas, periods).
+
+        Bounds are first propagated through all simple relations (``implied_bounds``);
+        every bound so found holds for every solution, so a cell whose propagated range is
+        too narrow is a real leak, found without any LP. For each such cell, the relation
+        that alone narrows it most gets a complement (``_pick``); repeat until none leaks.
+        """
         s = self.s
         ptr, idx = s.relations_ptr, s.relations_idx
         if len(ptr) < 2:
             return 0
         added = 0
-        for _ in range(MAX_ROUNDS):
-            lo, hi, base = self.bounds()
+        nrel = len(ptr) - 1
+        rel_of = np.repeat(np.arange(nrel), np.diff(ptr))
+        is_parent = np.zeros(len(idx), dtype=bool)
+        is_parent[ptr[:-1]] = True
+        ch = ~is_parent
+        W = self.p.protection_width
+        term_order = np.argsort(idx, kind="stable")
+        term_cells = idx[term_order]
+
+        def cell_terms(cell: int) -> np.ndarray:
+            return term_order[np.searchsorted(term_cells, cell):np.searchsorted(term_cells, cell, "right")]
+        for _ in range(MAX_ROUNDS * 5):
+            lo0, hi0, base = self.bounds()
             targets = target_mask(base[0], base[1], self.mask, self.p)
-            nrel = len(ptr) - 1
-            rel_of = np.repeat(np.arange(nrel), np.diff(ptr))
-            is_parent = np.zeros(len(idx), dtype=bool)
-            is_parent[ptr[:-1]] = True
+            lo, hi = implied_bounds(self.s, lo0, hi0, iters=SCREEN_PROPAGATION)
+            if (lo > hi + 1e-6).any():
+                lo, hi = lo0, hi0          # inconsistent (earlier release revised): single step only
+            own_w = _width(lo, hi)
+            leak_cell = targets & (hi >= 1 - TOL) & (lo <= self.p.threshold + TOL) & (own_w < W)
+            if not leak_cell.any():
+                break
             l = lo[idx]
             h = hi[idx]
             hinf = ~np.isfinite(h)
             hfin = np.where(hinf, 0.0, h)
-            # children sums
-            ch = ~is_parent
             s_lo = np.bincount(rel_of[ch], weights=l[ch], minlength=nrel)
             s_hi = np.bincount(rel_of[ch], weights=hfin[ch], minlength=nrel)
             s_inf = np.bincount(rel_of[ch], weights=hinf[ch].astype(float), minlength=nrel)
             p_lo = lo[idx[ptr[:-1]]]
             p_hi = hi[idx[ptr[:-1]]]
             r = rel_of
-            # implied range of each term
             other_hi_inf = s_inf[r] - (hinf & ch)
             other_hi = s_hi[r] - np.where(ch, hfin, 0.0)
             other_lo = s_lo[r] - np.where(ch, l, 0.0)
             imp_lo = np.where(ch, np.where(other_hi_inf > 0, -np.inf, p_lo[r] - other_hi), s_lo[r])
             imp_hi = np.where(ch, p_hi[r] - other_lo, np.where(s_inf[r] > 0, np.inf, s_hi[r]))
-            nlo = np.maximum(l, imp_lo)
-            nhi = np.minimum(h, imp_hi)
-            tgt = targets[idx]
-            meets = (nhi >= 1 - TOL) & (nlo <= self.p.threshold + TOL)
-            width = np.floor(np.where(np.isfinite(nhi), nhi, 1e18) + TOL) - np.ceil(nlo - TOL) + 1
-            leak = tgt & meets & (width < self.p.protection_width)
-            if not leak.any():
-                break
+            # width each relation alone leaves a term (with its own published range)
+            rel_w = _width(np.maximum(lo0[idx], imp_lo), np.minimum(hi0[idx], imp_hi))
+            terms = np.flatnonzero(leak_cell[idx])
+            # for each leaking cell, its relation of least width (ties: first relation)
+            order = np.lexsort((terms, rel_w[terms], idx[terms]))
+            t_sorted = terms[order]
+            starts = np.flatnonzero(np.r_[True, idx[t_sorted[1:]] != idx[t_sorted[:-1]]])
             new = set()
-            for k in np.flatnonzero(leak):
-                rel = rel_of[k]
-                terms = idx[ptr[rel]:ptr[rel + 1]]
-                pick = self._pick(terms, int(idx[k]))
-                if pick is not None:
-                    new.add(pick)
+            # one complement per neighbourhood per pass: a complement often mends several
+            # leaks at once, so leaks sharing a relation with this pass's picks wait for the
+            # next pass (fewer cells hidden)
+            touched = np.zeros(nrel, dtype=bool)
+            for grp in np.split(t_sorted, starts[1:]):
+                cell = int(idx[grp[0]])
+                if touched[rel_of[cell_terms(cell)]].any():
+                    continue
+                for k in grp:          # the cell's relations, narrowest first, until one has a candidate
+                    rel = rel_of[k]
+                    members = idx[ptr[rel]:ptr[rel + 1]]
+                    pick = self._pick(members, cell)
+                    if pick is not None:
+                        new.add(pick)
+                        touched[rel_of[cell_terms(cell)]] = True
+                        touched[rel_of[cell_terms(pick)]] = True
+                        break
             new -= set(np.flatnonzero(self.mask).tolist())
             if not new:
                 break
@@ -158,13 +198,14 @@ class _Engine:
         can only widen: a cell once proven safe stays safe. Each round therefore re-checks
         only the cells still failing and the newly suppressed ones."""
         self.screen()
-        lo, hi, base = self.bounds()
-        comps = split_components(self.s, (~self.mask) & (hi <= 0))
         state = None
         check: np.ndarray | None = None
         for _ in range(MAX_ROUNDS):
             self.rounds += 1
             lo, hi, base = self.bounds()
+            # re-split every round: suppression relaxes bounds, so fewer inequality rows are
+            # provably redundant (a cell proven safe earlier stays safe: ranges only widen)
+            comps = split_components(self.s, (~self.mask) & (hi <= 0), base[0], base[1])
             targets = target_mask(base[0], base[1], self.mask, self.p)
             todo = targets if check is None else targets & check
             comps_todo = set(np.unique(comps.cell_comp[todo]).tolist()) - {-1}
