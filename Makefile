@@ -37,8 +37,10 @@ serve: install
 
 demo: run serve
 
+# Two workers (pytest-xdist): the suite is mostly waiting on subprocess runs and a browser.
+PYTEST_WORKERS ?= 2
 test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install-test
 	$(BIN)/python bench/pipeline_throughput.py --rows 1000000
