@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reference_dir=Path(args.reference) if args.reference else None,
         wait_seconds=args.wait,
         max_reject_fraction=args.max_rejects,
-        secondary=True if args.secondary else None,
+        secondary=True if args.secondary else (False if args.primary_only else None),
         progress=_progress_printer(),
     )
     _print_summary(result)
@@ -217,8 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reference", help="reference pack folder (default OUTCOMES_REFERENCE)")
     r.add_argument("--demo", action="store_true", help="use the DEMO-ONLY pseudonymisation key (synthetic data only)")
     r.add_argument("--wait", type=float, default=0.0, help="seconds to wait if another run is publishing")
-    r.add_argument("--secondary", action="store_true",
-                   help="also run secondary suppression and the LP audit (exact, but slow on large releases)")
+    protection = r.add_mutually_exclusive_group()
+    protection.add_argument("--secondary", action="store_true",
+                            help="also run secondary suppression and the LP audit for every pipeline (exact, but "
+                                 "slow on large releases; default: as each pipeline and its policy say)")
+    protection.add_argument("--primary-only", action="store_true",
+                            help="primary suppression and rounding only, for every pipeline")
     r.add_argument("--max-rejects", type=float, default=None, metavar="FRACTION",
                    help="override the pipeline's limit on the share of unusable rows (e.g. 0.1)")
     r.set_defaults(func=cmd_run)

@@ -110,4 +110,6 @@ PIPELINE = PipelineSpec(
                    "estimated_due_date > booking_date + INTERVAL 315 DAY", "estimated_due_date"),
     ),
     complete_window_sql=("CAST(min(extract_basis) + INTERVAL 224 DAY AS DATE)", "max(extract_basis)"),
+    # secondary suppression and the LP audit complete in seconds on this release
+    secondary_suppression=True,
 )

@@ -95,4 +95,6 @@ PIPELINE = PipelineSpec(
     reject_rules=(
         RejectRule("recorded in the future", "CAST(recorded_at AS DATE) > current_date", "recorded_at"),
     ),
+    # secondary suppression and the LP audit complete in seconds on this release
+    secondary_suppression=True,
 )

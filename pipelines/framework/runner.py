@@ -378,8 +378,9 @@ def run_pipelines(
         outputs = []
         for spec in specs:
             policy = load_policy(policy_name or spec.policy)
-            if secondary is not None and secondary != policy.secondary_suppression:
-                policy = dataclasses.replace(policy, secondary_suppression=secondary)
+            wanted = secondary if secondary is not None else spec.secondary_suppression
+            if wanted is not None and wanted != policy.secondary_suppression:
+                policy = dataclasses.replace(policy, secondary_suppression=wanted)
             out, gate_s = run_one(spec, inputs[spec.name], key, pack, areas, members, policy, db, progress)
             outputs.append(out)
             result.summaries.append(out.summary)

@@ -254,6 +254,11 @@ class PipelineSpec:
     complete_window_sql: tuple[str, str] = ("min(extract_basis)", "max(extract_basis)")
     policy: str | None = None
     code_lists: dict[str, Path] = field(default_factory=dict)
+    #: Secondary suppression and the LP audit for this pipeline's release:
+    #: None follows the policy file; True/False is the pipeline's own choice
+    #: (True where the engine completes in seconds). ``outcomes run
+    #: --secondary`` / ``--primary-only`` override both.
+    secondary_suppression: bool | None = None
 
     def measure(self, name: str) -> Measure:
         for m in self.measures:

@@ -212,3 +212,27 @@ def test_plain_file_at_the_db_path_is_adopted_not_overwritten(tmp_path, samples_
     assert c.execute("SELECT t FROM note").fetchone()[0] == "earlier file"
     c.close()
     assert os.path.exists(db)
+
+
+def _secondary_flags(db: Path) -> dict[str, bool]:
+    import json
+
+    c = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = c.execute("SELECT pipeline, policy FROM catalogue WHERE kind = 'count'").fetchall()
+    finally:
+        c.close()
+    flags: dict[str, set] = {}
+    for pipeline, policy in rows:
+        flags.setdefault(pipeline, set()).add(json.loads(policy)["secondary_suppression"])
+    assert all(len(v) == 1 for v in flags.values()), flags
+    return {p: v.pop() for p, v in flags.items()}
+
+
+def test_secondary_suppression_follows_pipeline_then_command_line(fresh_db, samples_env):
+    # police and maternity ask for it (PipelineSpec.secondary_suppression=True); the policy file does not
+    assert _secondary_flags(fresh_db) == {"police_alcohol_incidents": True, "maternity_due_dates": True}
+    run_pipelines([registry.get("police_alcohol_incidents")], db=fresh_db, demo=True, secondary=False)
+    assert _secondary_flags(fresh_db) == {"police_alcohol_incidents": False, "maternity_due_dates": True}
+    run_pipelines([registry.get("police_alcohol_incidents")], db=fresh_db, demo=True)
+    assert _secondary_flags(fresh_db)["police_alcohol_incidents"] is True
