@@ -155,6 +155,36 @@ class Components:
     ge_comp: np.ndarray
 
 
+def term_implied_ranges(lo: np.ndarray, hi: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
+                        rel_of: np.ndarray, child: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every term of every simple relation ``parent = sum(children)``
+    (CSR ``ptr``/``idx``; ``rel_of`` the relation of each term; ``child``
+    False for the parent term), the range that relation alone implies for the
+    term's cell from the other terms' ranges: a child lies within
+    [parent lo - sum of the other children's hi, parent hi - their lo]; a
+    parent within [sum of the children's lo, sum of their hi]. Interval
+    arithmetic only, so every bound holds for every solution; an infinite
+    upper bound on another term leaves the lower bound unbounded."""
+    nrel = len(ptr) - 1
+    ch = child
+    l = lo[idx]
+    h = hi[idx]
+    hinf = ~np.isfinite(h)
+    hfin = np.where(hinf, 0.0, h)
+    s_lo = np.bincount(rel_of[ch], weights=l[ch], minlength=nrel)
+    s_hi = np.bincount(rel_of[ch], weights=hfin[ch], minlength=nrel)
+    s_inf = np.bincount(rel_of[ch], weights=hinf[ch].astype(float), minlength=nrel)
+    p_lo = lo[idx[ptr[:-1]]]
+    p_hi = hi[idx[ptr[:-1]]]
+    r = rel_of
+    other_inf = s_inf[r] - (hinf & ch)
+    other_hi = s_hi[r] - np.where(ch, hfin, 0.0)
+    other_lo = s_lo[r] - np.where(ch, l, 0.0)
+    imp_lo = np.where(ch, np.where(other_inf > 0, -np.inf, p_lo[r] - other_hi), s_lo[r])
+    imp_hi = np.where(ch, p_hi[r] - other_lo, np.where(s_inf[r] > 0, np.inf, s_hi[r]))
+    return imp_lo, imp_hi
+
+
 def implied_bounds(system: LinearSystem, lo: np.ndarray, hi: np.ndarray, iters: int = 4
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Bounds on every cell implied by the cell rows and the simple relations alone.
@@ -174,21 +204,7 @@ def implied_bounds(system: LinearSystem, lo: np.ndarray, hi: np.ndarray, iters: 
     is_parent[ptr[:-1]] = True
     ch = ~is_parent
     for _ in range(iters):
-        l = lo[idx]
-        h = hi[idx]
-        hinf = ~np.isfinite(h)
-        hfin = np.where(hinf, 0.0, h)
-        s_lo = np.bincount(rel_of[ch], weights=l[ch], minlength=nrel)
-        s_hi = np.bincount(rel_of[ch], weights=hfin[ch], minlength=nrel)
-        s_inf = np.bincount(rel_of[ch], weights=hinf[ch].astype(float), minlength=nrel)
-        p_lo = lo[idx[ptr[:-1]]]
-        p_hi = hi[idx[ptr[:-1]]]
-        r = rel_of
-        other_inf = s_inf[r] - (hinf & ch)
-        other_hi = s_hi[r] - np.where(ch, hfin, 0.0)
-        other_lo = s_lo[r] - np.where(ch, l, 0.0)
-        imp_lo = np.where(ch, np.where(other_inf > 0, -np.inf, p_lo[r] - other_hi), s_lo[r])
-        imp_hi = np.where(ch, p_hi[r] - other_lo, np.where(s_inf[r] > 0, np.inf, s_hi[r]))
+        imp_lo, imp_hi = term_implied_ranges(lo, hi, ptr, idx, rel_of, ch)
         nlo = lo.copy()
         nhi = hi.copy()
         np.maximum.at(nlo, idx, imp_lo)

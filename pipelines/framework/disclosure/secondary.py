@@ -39,6 +39,7 @@ from .audit import (
     analyse,
     combine_previous,
     implied_bounds,
+    term_implied_ranges,
     previous_bounds,
     published_bounds,
     split_components,
@@ -143,21 +144,7 @@ class _Engine:
             leak_cell = targets & (hi >= 1 - TOL) & (lo <= self.p.threshold + TOL) & (own_w < W)
             if not leak_cell.any():
                 break
-            l = lo[idx]
-            h = hi[idx]
-            hinf = ~np.isfinite(h)
-            hfin = np.where(hinf, 0.0, h)
-            s_lo = np.bincount(rel_of[ch], weights=l[ch], minlength=nrel)
-            s_hi = np.bincount(rel_of[ch], weights=hfin[ch], minlength=nrel)
-            s_inf = np.bincount(rel_of[ch], weights=hinf[ch].astype(float), minlength=nrel)
-            p_lo = lo[idx[ptr[:-1]]]
-            p_hi = hi[idx[ptr[:-1]]]
-            r = rel_of
-            other_hi_inf = s_inf[r] - (hinf & ch)
-            other_hi = s_hi[r] - np.where(ch, hfin, 0.0)
-            other_lo = s_lo[r] - np.where(ch, l, 0.0)
-            imp_lo = np.where(ch, np.where(other_hi_inf > 0, -np.inf, p_lo[r] - other_hi), s_lo[r])
-            imp_hi = np.where(ch, p_hi[r] - other_lo, np.where(s_inf[r] > 0, np.inf, s_hi[r]))
+            imp_lo, imp_hi = term_implied_ranges(lo, hi, ptr, idx, rel_of, ch)
             # width each relation alone leaves a term (with its own published range)
             rel_w = _width(np.maximum(lo0[idx], imp_lo), np.minimum(hi0[idx], imp_hi))
             terms = np.flatnonzero(leak_cell[idx])
