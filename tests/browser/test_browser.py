@@ -19,17 +19,13 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.browser._serve import free_port, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -66,12 +62,6 @@ def browser():
         b.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory, request) -> Path:
     """The publication laid out as in production (symlink to a release file)."""
@@ -90,47 +80,8 @@ def linked(tmp_path_factory, request) -> Path:
 
 @pytest.fixture(scope="module")
 def server(linked):
-    port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    log = linked.parent / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "serve", "--db", str(linked), "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            pytest.fail(f"dashboard server did not start on port {port}:\n"
-                        + log.read_text(errors="replace")[-3000:])
-        time.sleep(0.3)
-    yield url
-    # `outcomes serve` starts streamlit as a child: stop the whole process group
-    # (the server was started in its own session), not just the parent, and
-    # make sure nothing of it outlives the test
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-    proc.wait(timeout=10)
+    with serving(linked, free_port(), log=linked.parent / "serve.log") as url:
+        yield url
 
 
 def wait_until_run_finished(page, timeout_ms: int = 90_000) -> None:

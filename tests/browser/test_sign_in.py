@@ -23,9 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -35,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_browser import REPO, _free_port, browser, wait_until_run_finished  # noqa: F401 (fixture)
+from tests.browser._serve import free_port, serving
+from tests.browser.test_browser import REPO, browser, wait_until_run_finished  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -141,7 +139,7 @@ def signed_server(tmp_path_factory, request, provider):
     shutil.copyfile(source, first)
     link = home / "var" / "outcomes.duckdb"
     pub.switch_to(link, first)
-    port = _free_port()
+    port = free_port()
     (home / ".streamlit").mkdir()
     (home / ".streamlit" / "secrets.toml").write_text(
         "[auth]\n"
@@ -150,41 +148,12 @@ def signed_server(tmp_path_factory, request, provider):
         f'client_id = "{CLIENT_ID}"\n'
         f'client_secret = "{CLIENT_SECRET}"\n'
         f'server_metadata_url = "{provider.issuer}/.well-known/openid-configuration"\n')
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OUTCOMES_ALLOWED_USERS="trafford.gov.uk",
+    env = dict(os.environ, OUTCOMES_ALLOWED_USERS="trafford.gov.uk",
                HOME=str(home))  # HOME too: no developer's ~/.streamlit/secrets.toml
     env.pop("OUTCOMES_ALLOWED_USERS_FILE", None)
     log = home / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "serve", "--db", str(link), "--port", str(port)],
-            cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail("dashboard server did not start:\n" + log.read_text(errors="replace")[-3000:])
-        time.sleep(0.3)
-    yield url, first.stem, log
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-    proc.wait(timeout=10)
+    with serving(link, port, log=log, cwd=home, env=env) as url:
+        yield url, first.stem, log
 
 
 _LOG: list[Path] = []
