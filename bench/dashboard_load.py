@@ -128,24 +128,9 @@ def stop_server(proc: subprocess.Popen) -> None:
             continue
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the server's process tree."""
-    try:
-        p = psutil.Process(pid)
-        procs = [p] + p.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for q in procs:
-        try:
-            t = q.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def tree_rss(pid: int) -> int:
+def _tree_sum(pid: int, measure) -> float:
+    """``measure(process)`` summed over the server's process tree (processes
+    that end meanwhile count as 0)."""
     try:
         p = psutil.Process(pid)
         procs = [p] + p.children(recursive=True)
@@ -154,10 +139,22 @@ def tree_rss(pid: int) -> int:
     total = 0
     for q in procs:
         try:
-            total += q.memory_info().rss
+            total += measure(q)
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server's process tree."""
+    def cpu(q: psutil.Process) -> float:
+        t = q.cpu_times()
+        return t.user + t.system
+    return float(_tree_sum(pid, cpu))
+
+
+def tree_rss(pid: int) -> int:
+    return int(_tree_sum(pid, lambda q: q.memory_info().rss))
 
 
 # ---------------------------------------------------------------------------
