@@ -99,9 +99,16 @@ def test_hostile_metadata_never_runs_in_the_browser(browser, server):  # noqa: F
     # the published intervention's name, in the evidence page's drop-down
     page.goto(f"{server}/evidence")
     wait_until_run_finished(page)
+    # the drop-downs can arrive after the page's first text: wait for them
+    # (a timeout falls through to the assertion, which shows what was there)
+    try:
+        page.wait_for_selector("[data-testid=stSelectbox] input", timeout=30_000)
+    except Exception:
+        pass
     boxes = " ".join(page.locator("[data-testid=stSelectbox]").all_inner_texts()
                      + page.locator("[data-testid=stSelectbox] input").evaluate_all("els => els.map(e => e.value)"))
-    assert EVIL_INTERVENTION in boxes, boxes[:500]
+    assert EVIL_INTERVENTION in boxes, \
+        (boxes[:500], page.locator("[data-testid=stMain]").inner_text()[:1000])
     _assert_nothing_ran(page, "evidence")
     assert not dialogs, dialogs
     page.close()
