@@ -21,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.framework.spec import (
-    AGE_BROAD,
     AGE_ESP2013,
     SEX,
     Column,
@@ -122,9 +121,12 @@ MEASURES = (
     ),
 )
 
+# Monthly counts by sex and age band for every borough would be mostly zeros and small
+# counts (the trust sees few residents of other boroughs), so they are published by year:
+# a table that is mostly suppressed informs nobody, and its secondary suppression would
+# take many minutes. Monthly trends are by area, all ages.
 GRAINS = (
-    Grain("la_month", ("la", "place"), "month", "borough and Greater Manchester by month, sex and age band",
-          breakdowns=(SEX, AGE_BROAD)),
+    Grain("la_month", ("la", "place"), "month", "borough and Greater Manchester by month, all ages"),
     Grain("la_year", ("la", "place"), "financial_year",
           "borough and Greater Manchester by financial year, sex and five-year age band (for standardised rates)",
           breakdowns=(SEX, AGE_ESP2013)),
@@ -152,4 +154,6 @@ PIPELINE = PipelineSpec(
     ),
     max_reject_fraction=0.05,
     code_lists={"alcohol": CODELIST},
+    # secondary suppression and the LP audit on this release: about half a minute on the demo
+    secondary_suppression=True,
 )

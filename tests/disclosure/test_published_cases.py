@@ -193,3 +193,48 @@ def test_issue136_each_grouping_alone_is_safe_but_not_together():
     assert audit_release(out, meta, am, pol).passed
     _, bad = brute_force(out, am, pol)
     assert bad == []
+
+
+# --- the gate: the audit overrules an engine that missed a leak -------------------------------
+
+def test_gate_repairs_what_the_engine_missed(monkeypatch):
+    """If secondary suppression returns a pattern the full audit fails (here: an engine that
+    returns sdcTable's nine suppressions unchanged on its first call), the gate does not
+    publish it: it hands the audit's failing cells back to the engine, which hides a related
+    cell for each, and audits again. The release that comes out passes the independent
+    brute-force attacker."""
+    from pipelines.framework.disclosure import gate, secondary
+    from pipelines.framework.release import DraftRelease, DraftTable
+    from pipelines.framework.spec import Breakdown, Measure, Table
+
+    tables, _meta, am = two_way(SDC_INNER, SDC_BANDS)
+    df = tables["t"]
+    bands = tuple((b, 10 * i, 10 * i + 9) for i, b in enumerate(SDC_BANDS))
+    spec = Table(name="t", measure="m", area_levels=("lsoa", "la"), period="month",
+                 breakdowns=(Breakdown("age_band", "age", bands=bands),))
+    draft = DraftRelease(pipeline="p", tables=[DraftTable(spec, Measure("m", "m", "events"), df)],
+                         area_members=am, areas=pd.DataFrame())
+    pol = Policy("test", "test", threshold=50, suppress_small=False, zeros_shown=False, rounding="none",
+                 rounding_base=1, secondary_suppression=True)
+    nine = np.zeros(len(df), bool)
+    for r, c in SDC_SUPPRESSED:
+        nine |= (df.area_code == r).to_numpy() & (df.age_band == COL[c]).to_numpy()
+    real = secondary.secondary_suppress
+    calls: list[dict | None] = []
+
+    def forgetful(tables_, meta_, members_, policy_, primary_, previous=None, must_fix=None):
+        calls.append(must_fix)
+        if len(calls) == 1:
+            return {"t": nine.copy()}          # misses that w|b = 47 is exactly computable
+        return real(tables_, meta_, members_, policy_, primary_, previous=previous, must_fix=must_fix)
+
+    monkeypatch.setattr(secondary, "secondary_suppress", forgetful)
+    out = gate.protect(draft, pol)
+    assert len(calls) == 2
+    wb = int(np.flatnonzero((df.area_code == "w").to_numpy() & (df.age_band == COL["b"]).to_numpy())[0])
+    assert wb in calls[1]["t"].tolist()       # the audit's failing cell was handed back
+    published = out.tables["t"]
+    hidden = published["count"].isna().to_numpy()
+    assert (hidden & nine).sum() == nine.sum() and hidden.sum() > nine.sum()
+    _, bad = brute_force({"t": published}, am, pol)
+    assert bad == []

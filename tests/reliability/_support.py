@@ -152,7 +152,7 @@ def check_publication_opens(db: Path) -> dict:
         assert release_id == db.resolve().stem
         total = con.execute(
             "SELECT sum(count) FROM alcohol_ae__all_attendances__la_month "
-            "WHERE area_code = 'E08000009' AND sex = 'All' AND age_band = 'All'").fetchone()[0]
+            "WHERE area_code = 'E08000009'").fetchone()[0]
         runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
     finally:
         con.close()

@@ -111,7 +111,7 @@ def test_key_from_a_file_never_leaves_the_process(tmp_path, reference_pack, isol
     con = duckdb.connect(str(db), read_only=True)
     try:  # the key was really used: people were counted
         persons = con.execute("SELECT sum(count) FROM alcohol_ae__alcohol_persons__la_month "
-                              "WHERE area_code = 'E08000009' AND sex = 'All' AND age_band = 'All'").fetchone()[0]
+                              "WHERE area_code = 'E08000009'").fetchone()[0]
     finally:
         con.close()
     assert persons and persons > 0

@@ -63,6 +63,8 @@ class TableAudit:
     worst_cell: dict | None = None
     worst_range: tuple[float, float] | None = None
     failing_cells: int = 0
+    #: rows (positions in the table) of the under-protected cells
+    failing_rows: tuple[int, ...] = ()
 
 
 @dataclass
@@ -607,6 +609,7 @@ def audit_release(
         bad_inf = np.flatnonzero(infeasible_cells[s])
         ta = TableAudit(n, len(df), int(suppressed[s].sum()), narrow, len(bad) == 0 and len(bad_inf) == 0)
         ta.failing_cells = len(bad)
+        ta.failing_rows = tuple(int(i) for i in bad)
         if len(bad):
             w = widths[bad]
             i = int(bad[np.argmin(w)])

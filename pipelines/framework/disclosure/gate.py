@@ -75,20 +75,30 @@ def protect(
         )
     else:
         suppressed = {name: mask.copy() for name, mask in primary.items()}
-    published: dict[str, pd.DataFrame] = {}
-    for name, df in true_tables.items():
-        values = round_counts(df["count"].to_numpy(), policy).astype("float64")
-        values[suppressed[name]] = np.nan
-        out = df.drop(columns=["count"]).copy()
-        out["count"] = pd.array(np.where(np.isnan(values), pd.NA, values), dtype="Int64")
-        published[name] = out
+    published = _apply(true_tables, suppressed, policy)
     checkpoint("gate:suppressed")
     result = None
     if policy.secondary_suppression:
-        if progress:
-            progress("audit")
-        result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous)
-        checkpoint("gate:audited")
+        for attempt in range(REPAIR_ATTEMPTS + 1):
+            if progress:
+                progress("audit")
+            result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous)
+            checkpoint("gate:audited")
+            failing = {n: np.asarray(t.failing_rows, dtype=np.int64)
+                       for n, t in result.tables.items() if t.failing_rows}
+            if result.passed or not failing or attempt == REPAIR_ATTEMPTS:
+                break
+            # The engine re-checks only what a suppression could have changed; the audit
+            # re-checks everything. Where they disagree the audit decides: the engine starts
+            # again from the current suppressions, hiding a related cell for each cell the
+            # audit found under-protected.
+            if progress:
+                progress(f"audit found {sum(len(v) for v in failing.values())} under-protected cell(s): "
+                         "suppressing more")
+            suppressed = secondary.secondary_suppress(
+                true_tables, meta, draft.area_members, policy, suppressed, previous=previous, must_fix=failing
+            )
+            published = _apply(true_tables, suppressed, policy)
         if not result.passed:
             raise DisclosureError(result.failure_message())
     elapsed = time.perf_counter() - started
@@ -118,6 +128,23 @@ def protect(
         policy=_policy_dict(policy),
         reports=reports,
     )
+
+
+#: times the gate lets the engine suppress more after a failed audit before refusing
+REPAIR_ATTEMPTS = 3
+
+
+def _apply(true_tables: dict[str, pd.DataFrame], suppressed: dict[str, np.ndarray],
+           policy: Policy) -> dict[str, pd.DataFrame]:
+    """The tables as they would be published: rounded, suppressed cells NA."""
+    published: dict[str, pd.DataFrame] = {}
+    for name, df in true_tables.items():
+        values = round_counts(df["count"].to_numpy(), policy).astype("float64")
+        values[suppressed[name]] = np.nan
+        out = df.drop(columns=["count"]).copy()
+        out["count"] = pd.array(np.where(np.isnan(values), pd.NA, values), dtype="Int64")
+        published[name] = out
+    return published
 
 
 def _policy_dict(policy: Policy) -> dict:

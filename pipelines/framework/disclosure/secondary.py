@@ -52,6 +52,7 @@ from .primary import round_counts
 from .relations import LinearSystem, build_system
 
 MAX_ROUNDS = 200
+_DEBUG = bool(__import__("os").environ.get("OUTCOMES_DISCLOSURE_DEBUG"))
 #: rounds of interval propagation in the screen (0: each relation alone, with published bounds)
 SCREEN_PROPAGATION = int(__import__("os").environ.get("OUTCOMES_SCREEN_PROPAGATION", "0"))
 
@@ -67,7 +68,11 @@ def secondary_suppress(
     policy: Policy,
     primary: dict[str, np.ndarray],
     previous: dict[str, pd.DataFrame] | None = None,
+    must_fix: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
+    """Suppression masks (per table) that satisfy the protection rule, starting from
+    ``primary``. ``must_fix`` names cells (table -> row positions) an audit found
+    under-protected: each gets a complement among its related cells before anything else."""
     names = list(tables)
     if not names:
         return {}
@@ -76,6 +81,9 @@ def secondary_suppress(
     truth = np.concatenate([np.asarray(tables[n]["count"], dtype=np.int64) for n in names])
     mask = np.concatenate([np.asarray(primary[n], dtype=bool) for n in names])
     engine = _Engine(system, truth, mask, policy, tables, meta, previous)
+    if must_fix:
+        engine.fix([system.slices[n].start + int(i) for n, rows in must_fix.items() if n in system.slices
+                    for i in rows])
     mask = engine.run()
     return {n: mask[system.slices[n]].copy() for n in names}
 
@@ -108,6 +116,37 @@ class _Engine:
         v = self.truth[c]
         order = np.lexsort((c, v, v < need))
         return int(c[order[0]])
+
+    def fix(self, cells: list[int]) -> None:
+        """Suppress one related cell for each of ``cells`` (found leaking by an audit)."""
+        new = set()
+        for cell in cells:
+            pick = self._pick(self._related(cell), cell)
+            if pick is not None:
+                new.add(pick)
+        if new:
+            self.mask[sorted(new)] = True
+            self.added_lp += len(new)
+
+    def _related(self, cell: int) -> np.ndarray:
+        """Every cell in a relation with ``cell``: its simple relations, the inequality rows
+        over it, and the cells sharing a variable with it."""
+        s = self.s
+        out = [np.zeros(0, dtype=np.int64)]
+        ptr, idx = s.relations_ptr, s.relations_idx
+        if len(ptr) > 1:
+            rel_of = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+            for r in np.unique(rel_of[idx == cell]):
+                out.append(idx[ptr[r]:ptr[r + 1]])
+        if s.ge_cells is not None and s.ge_cells.shape[0]:
+            G = s.ge_cells.tocsc()
+            rows = G.indices[G.indptr[cell]:G.indptr[cell + 1]]
+            if len(rows):
+                out.append(s.ge_cells.tocsr()[rows].indices)
+        C = s.cells
+        shared = (C @ C[cell].T).tocoo()
+        out.append(shared.row[shared.data != 0])
+        return np.unique(np.concatenate(out).astype(np.int64))
 
     # -- fast screen ---------------------------------------------------------------
     def screen(self) -> int:
@@ -204,11 +243,16 @@ class _Engine:
             new = set()
             for cell in leaks:
                 cand = state.binding.get(int(cell))
-                if cand is None or len(cand) == 0:
-                    continue
-                pick = self._pick(np.asarray(cand), int(cell))
+                pick = None if cand is None or len(cand) == 0 else self._pick(np.asarray(cand), int(cell))
+                if pick is None:
+                    # the duals named no cell that can still be suppressed (the narrowing runs
+                    # through inequality rows, or every named cell is already hidden): widen the
+                    # search to every cell related to this one
+                    pick = self._pick(self._related(int(cell)), int(cell))
                 if pick is not None:
                     new.add(pick)
+            if _DEBUG:
+                print(f"  [secondary] round {self.rounds}: {len(leaks)} leak(s), {len(new)} complement(s)", flush=True)
             if not new:
                 break
             before = self.mask.copy()
