@@ -36,13 +36,33 @@ def demo_samples(tmp_path_factory, reference_pack) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_publication(tmp_path_factory, demo_samples) -> Path:
-    """A publication of every pipeline over ``demo_samples`` (default policy)."""
+    """A publication of every pipeline over ``demo_samples`` (default policy: secondary
+    suppression and the audit included, about a minute).
+
+    Built once for the whole run and shared by the xdist workers (every worker's
+    ``demo_samples`` are identical: same seed), under a file lock; tests only read it
+    or copy it."""
+    import fcntl
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):       # not under xdist
+        return _build_demo_publication(tmp_path_factory.mktemp("pub"), demo_samples)
+    shared = tmp_path_factory.getbasetemp().parent / "shared_demo_publication"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "pub" / "outcomes.duckdb"
+        if not done.exists():
+            _build_demo_publication(shared / "pub", demo_samples)
+        return done
+
+
+def _build_demo_publication(folder: Path, samples: Path) -> Path:
     from pipelines.framework import registry
     from pipelines.framework.runner import run_pipelines
 
-    db = tmp_path_factory.mktemp("pub") / "outcomes.duckdb"
+    db = folder / "outcomes.duckdb"
     old = os.environ.get("OUTCOMES_SAMPLES")
-    os.environ["OUTCOMES_SAMPLES"] = str(demo_samples)
+    os.environ["OUTCOMES_SAMPLES"] = str(samples)
     try:
         run_pipelines(list(registry.discover().values()), db=db, demo=True)
     finally:
