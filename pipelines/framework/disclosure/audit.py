@@ -44,7 +44,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from .lp import integer_width, protect_ranges
+from .lp import disclosure_workers, integer_width, protect_ranges
 from .meta import TableMeta
 from .policy import Policy
 from .primary import published_range
@@ -437,10 +437,7 @@ PARALLEL_MIN_VARS = 1500
 
 
 def _workers() -> int:
-    env = os.environ.get("OUTCOMES_DISCLOSURE_WORKERS")
-    if env:
-        return max(1, int(env))
-    return max(1, min(2, os.cpu_count() or 1))
+    return disclosure_workers()
 
 
 def _check_component(args):

@@ -34,6 +34,7 @@ each feasible range is wide enough, in three steps:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import highspy
@@ -172,6 +173,95 @@ class ComponentLP:
         if st == highspy.HighsModelStatus.kUnbounded:
             return "unbounded", None, None
         return "infeasible", None, None
+
+
+#: the local stage gives up when none of this many cells was decided by it
+LOCAL_TRIAL = 30
+#: exact stages with at least this many cells are split into ``EXACT_SHARES`` shares, solved
+#: in worker processes where allowed
+PARALLEL_EXACT_MIN = 200
+EXACT_SHARES = 2
+
+
+def disclosure_workers() -> int:
+    """Worker processes for the LPs (``OUTCOMES_DISCLOSURE_WORKERS``, default up to 2)."""
+    env = os.environ.get("OUTCOMES_DISCLOSURE_WORKERS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _may_fork() -> bool:
+    """False inside a worker process (daemonic processes may not have children)."""
+    import multiprocessing as mp
+
+    return not mp.current_process().daemon
+
+
+def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_seen: np.ndarray,
+                 hi_seen: np.ndarray, exact: np.ndarray, safe: np.ndarray, threshold: int, width: int,
+                 want_binding: bool, exact_all: bool) -> tuple[dict[int, np.ndarray], bool]:
+    """Exact min (and max, unless the min and the largest value seen already settle it) of
+    each target in ``order``, updating the arrays in place. Every optimal point found is also
+    a witness for the targets still open in ``order``. Returns (binding rows of each leaking
+    target, whether every LP was feasible)."""
+    binding: dict[int, np.ndarray] = {}
+    feasible = True
+    for t in order:
+        if safe[t] and not exact_all:
+            continue
+        row = AT[t]
+        idx, val = row.indices, row.data
+        bounds = [np.nan, np.nan]
+        duals = []
+        decided = False
+        for k, maximize in enumerate((False, True)):
+            status, x, y = model.solve(idx, val, maximize)
+            if status == "optimal":
+                bounds[k] = float((row @ x)[0])
+                if not exact_all:
+                    rest = order[~safe[order]]
+                    v = AT[rest] @ x
+                    lo_seen[rest] = np.minimum(lo_seen[rest], v)
+                    hi_seen[rest] = np.maximum(hi_seen[rest], v)
+                    ok = np.floor(hi_seen[rest] + TOL) - np.ceil(lo_seen[rest] - TOL) + 1 >= width
+                    safe[rest[ok]] = True
+                if want_binding:
+                    duals.append(np.flatnonzero(np.abs(y) > 1e-9))
+            elif status == "unbounded":
+                bounds[k] = np.inf if maximize else -np.inf
+            else:
+                feasible = False
+            if k == 0 and not exact_all and np.isfinite(bounds[0]):
+                # the exact minimum and the largest value seen may already settle it
+                lo_seen[t] = bounds[0]
+                if bounds[0] > threshold + TOL or integer_width(bounds[0], hi_seen[t]) >= width:
+                    safe[t] = True
+                    decided = True
+                    break
+        if decided:
+            continue
+        lo, hi = bounds
+        lo_seen[t], hi_seen[t] = lo, hi
+        exact[t] = True
+        safe[t] = _rule_ok(lo, hi, threshold, width)
+        if want_binding and not safe[t]:
+            binding[int(t)] = np.unique(np.concatenate(duals)) if duals else np.zeros(0, np.int64)
+    return binding, feasible
+
+
+def _exact_share(args):
+    """One worker's share of an exact stage (a picklable job; see ``protect_ranges``)."""
+    A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding = args
+    model = ComponentLP(A, row_lo, row_hi)
+    model.h.setOptionValue("simplex_strategy", 1)     # from nothing, dual simplex; then primal re-solves
+    model.solve(np.zeros(0), np.zeros(0), maximize=False)
+    model.h.setOptionValue("simplex_strategy", 4)
+    lo_seen, hi_seen, safe = lo_seen.copy(), hi_seen.copy(), safe.copy()
+    exact = np.zeros(len(safe), dtype=bool)
+    binding, feasible = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold, width,
+                                     want_binding, False)
+    return lo_seen[share], hi_seen[share], exact[share], safe[share], binding, feasible, model.solves
 
 
 @dataclass
@@ -397,7 +487,14 @@ def protect_ranges(
         undecided = undecided[~safe[undecided]]
         x0 = np.mean(sols, axis=0)
         loc = _Local(A, row_lo, row_hi, x0)
+        tried = decided = 0
         for t in undecided:
+            # a shortcut, not a proof step: where it has decided none of the first cells it
+            # tried, the rest go straight to the exact LPs (on the A&E release it decided
+            # none at all, and cost up to a minute)
+            if tried >= LOCAL_TRIAL and decided == 0:
+                break
+            tried += 1
             r = int(targets[t])
             V = loc.neighbourhood(r)
             ilo, ihi = loc.inner(r, V)
@@ -406,6 +503,7 @@ def protect_ranges(
                 hi_seen[t] = max(hi_seen[t], ihi)
                 if integer_width(lo_seen[t], hi_seen[t]) >= width:
                     safe[t] = True
+                    decided += 1
                     continue
             olo, ohi, rows = loc.outer(r, V, want_binding)
             if olo is not None and not _rule_ok(olo, ohi, threshold, width) \
@@ -413,6 +511,7 @@ def protect_ranges(
                 lo_seen[t], hi_seen[t] = olo, ohi
                 exact[t] = False
                 outer_leak[t] = True
+                decided += 1
                 if want_binding:
                     res.binding[int(t)] = rows
         undecided = undecided[~safe[undecided] & ~outer_leak[undecided]]
@@ -420,46 +519,38 @@ def protect_ranges(
     # exact per-target ranges
     if cap is not None:
         model.set_col_upper(np.full(A.shape[1], INF))
-    count = 0
-    for t in (range(nt) if exact_all else list(undecided)):
-        if (safe[t] or outer_leak[t]) and not exact_all:
-            continue
-        if max_exact is not None and count >= max_exact:
-            break
-        count += 1
-        row = AT[t]
-        idx, val = row.indices, row.data
-        bounds = [np.nan, np.nan]
-        duals = []
-        decided = False
-        for k, maximize in enumerate((False, True)):
-            status, x, y = model.solve(idx, val, maximize)
-            if status == "optimal":
-                bounds[k] = float((row @ x)[0])
-                if not exact_all:
-                    rest = undecided[~safe[undecided]]
-                    witness(x, rest)
-                if want_binding:
-                    duals.append(np.flatnonzero(np.abs(y) > 1e-9))
-            elif status == "unbounded":
-                bounds[k] = np.inf if maximize else -np.inf
-            else:
-                res.feasible = False
-            if k == 0 and not exact_all and np.isfinite(bounds[0]):
-                # the exact minimum and the largest value seen may already settle it
-                lo_seen[t] = bounds[0]
-                if bounds[0] > threshold + TOL or integer_width(bounds[0], hi_seen[t]) >= width:
-                    safe[t] = True
-                    decided = True
-                    break
-        if decided:
-            continue
-        lo, hi = bounds
-        lo_seen[t], hi_seen[t] = lo, hi
-        exact[t] = True
-        safe[t] = _rule_ok(lo, hi, threshold, width)
-        if want_binding and not safe[t]:
-            res.binding[int(t)] = np.unique(np.concatenate(duals)) if duals else np.zeros(0, np.int64)
+    order = np.arange(nt) if exact_all else undecided[~safe[undecided] & ~outer_leak[undecided]]
+    if max_exact is not None:
+        order = order[:max_exact]
+    if not exact_all and len(order) >= PARALLEL_EXACT_MIN:
+        # always the same two shares (interleaved, so both get cells of every table), each
+        # re-solved on a model of its own: in two worker processes where allowed, else one
+        # after the other here. So the result depends on the input only, not on the machine.
+        shares = [order[i::EXACT_SHARES] for i in range(EXACT_SHARES)]
+        args = [(A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding)
+                for share in shares]
+        results = None
+        if disclosure_workers() > 1 and _may_fork():
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            try:
+                with ProcessPoolExecutor(max_workers=EXACT_SHARES, mp_context=mp.get_context("fork")) as ex:
+                    results = list(ex.map(_exact_share, args))
+            except (OSError, RuntimeError):
+                results = None
+        if results is None:
+            results = [_exact_share(a) for a in args]
+        for share, (lo_s, hi_s, ex_s, safe_s, binding, feasible, solves) in zip(shares, results):
+            lo_seen[share], hi_seen[share], exact[share], safe[share] = lo_s, hi_s, ex_s, safe_s
+            res.binding.update(binding)
+            res.feasible &= feasible
+            model.solves += solves
+        order = order[:0]
+    binding, feasible = _exact_stage(model, AT, order, lo_seen, hi_seen, exact, safe, threshold, width,
+                                     want_binding, exact_all)
+    res.binding.update(binding)
+    res.feasible &= feasible
     res.solves = model.solves
     _log("exact")
     return res
