@@ -115,6 +115,14 @@ class ComponentLP:
             return None
         return x
 
+    def first_solve(self):
+        """Solve with no objective, from nothing: dual simplex is faster there; the
+        re-solves that follow change only the objective and are primal. Returns as ``solve``."""
+        self.h.setOptionValue("simplex_strategy", 1)
+        out = self.solve(np.zeros(0), np.zeros(0), maximize=False)
+        self.h.setOptionValue("simplex_strategy", 4)
+        return out
+
     def set_col_upper(self, hi: np.ndarray) -> None:
         idx = np.arange(self.n_cols, dtype=np.int32)
         self.h.changeColsBounds(self.n_cols, idx, np.zeros(self.n_cols), np.asarray(hi, float))
@@ -198,6 +206,17 @@ def _may_fork() -> bool:
     return not mp.current_process().daemon
 
 
+def record_witness(AT: sp.csr_matrix, x: np.ndarray, which: np.ndarray, lo_seen: np.ndarray,
+                   hi_seen: np.ndarray, safe: np.ndarray, width: int) -> None:
+    """A feasible point ``x`` widens the ranges seen of the targets ``which`` (rows of
+    ``AT``); those whose range seen now holds ``width`` whole numbers are proven safe."""
+    v = AT[which] @ x
+    lo_seen[which] = np.minimum(lo_seen[which], v)
+    hi_seen[which] = np.maximum(hi_seen[which], v)
+    ok = np.floor(hi_seen[which] + TOL) - np.ceil(lo_seen[which] - TOL) + 1 >= width
+    safe[which[ok]] = True
+
+
 def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_seen: np.ndarray,
                  hi_seen: np.ndarray, exact: np.ndarray, safe: np.ndarray, threshold: int, width: int,
                  want_binding: bool, exact_all: bool) -> tuple[dict[int, np.ndarray], bool]:
@@ -220,12 +239,7 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
             if status == "optimal":
                 bounds[k] = float((row @ x)[0])
                 if not exact_all:
-                    rest = order[~safe[order]]
-                    v = AT[rest] @ x
-                    lo_seen[rest] = np.minimum(lo_seen[rest], v)
-                    hi_seen[rest] = np.maximum(hi_seen[rest], v)
-                    ok = np.floor(hi_seen[rest] + TOL) - np.ceil(lo_seen[rest] - TOL) + 1 >= width
-                    safe[rest[ok]] = True
+                    record_witness(AT, x, order[~safe[order]], lo_seen, hi_seen, safe, width)
                 if want_binding:
                     duals.append(np.flatnonzero(np.abs(y) > 1e-9))
             elif status == "unbounded":
@@ -254,9 +268,7 @@ def _exact_share(args):
     """One worker's share of an exact stage (a picklable job; see ``protect_ranges``)."""
     A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding = args
     model = ComponentLP(A, row_lo, row_hi)
-    model.h.setOptionValue("simplex_strategy", 1)     # from nothing, dual simplex; then primal re-solves
-    model.solve(np.zeros(0), np.zeros(0), maximize=False)
-    model.h.setOptionValue("simplex_strategy", 4)
+    model.first_solve()
     lo_seen, hi_seen, safe = lo_seen.copy(), hi_seen.copy(), safe.copy()
     exact = np.zeros(len(safe), dtype=bool)
     binding, feasible = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold, width,
@@ -421,11 +433,7 @@ def protect_ranges(
     def witness(x: np.ndarray, which: np.ndarray) -> None:
         if len(sols) < 50:
             sols.append(x)
-        v = AT[which] @ x
-        lo_seen[which] = np.minimum(lo_seen[which], v)
-        hi_seen[which] = np.maximum(hi_seen[which], v)
-        ok = np.floor(hi_seen[which] + TOL) - np.ceil(lo_seen[which] - TOL) + 1 >= width
-        safe[which[ok]] = True
+        record_witness(AT, x, which, lo_seen, hi_seen, safe, width)
 
     import time as _time, os as _os
     _dbg = _os.environ.get("OUTCOMES_DISCLOSURE_DEBUG")   # progress of each phase, on stdout
@@ -435,10 +443,7 @@ def protect_ranges(
             print(f"  [pr] nt={nt} vars={A.shape[1]} rows={A.shape[0]} {tag}: undecided={int((~safe).sum())} solves={model.solves}+{sweeper.solves if sweeper is not model else 0} t={_time.perf_counter()-_t0:.2f}", flush=True)
     sweeper = model
     undecided = np.arange(nt)
-    # the first solve starts from nothing: dual simplex is faster there; re-solves are primal
-    model.h.setOptionValue("simplex_strategy", 1)
-    status, x, _ = model.solve(np.zeros(0), np.zeros(0), maximize=False)
-    model.h.setOptionValue("simplex_strategy", 4)
+    status, x, _ = model.first_solve()
     if status == "infeasible":
         model.set_col_upper(np.full(A.shape[1], INF))
         cap = None
