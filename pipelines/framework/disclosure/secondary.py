@@ -32,6 +32,8 @@ Earlier release: the same intersected ranges as the audit (see ``audit``).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -52,9 +54,9 @@ from .primary import round_counts
 from .relations import LinearSystem, build_system
 
 MAX_ROUNDS = 200
-_DEBUG = bool(__import__("os").environ.get("OUTCOMES_DISCLOSURE_DEBUG"))
+_DEBUG = bool(os.environ.get("OUTCOMES_DISCLOSURE_DEBUG"))
 #: rounds of interval propagation in the screen (0: each relation alone, with published bounds)
-SCREEN_PROPAGATION = int(__import__("os").environ.get("OUTCOMES_SCREEN_PROPAGATION", "0"))
+SCREEN_PROPAGATION = int(os.environ.get("OUTCOMES_SCREEN_PROPAGATION", "0"))
 
 
 def _width(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -101,6 +103,12 @@ class _Engine:
         self.rounds = 0
         self.added_screen = 0
         self.added_lp = 0
+        # the simple relation of each term, and the inequality rows both ways (for ``_related``)
+        ptr = system.relations_ptr
+        self.rel_of = np.repeat(np.arange(max(len(ptr) - 1, 0)), np.diff(ptr)) if len(ptr) else ptr
+        ge = system.ge_cells
+        self.ge_rows = ge.tocsr() if ge is not None and ge.shape[0] else None
+        self.ge_by_cell = self.ge_rows.tocsc() if self.ge_rows is not None else None
 
     def bounds(self):
         lo, hi = published_bounds(self.rounded, self.mask, self.p)
@@ -135,14 +143,13 @@ class _Engine:
         out = [np.zeros(0, dtype=np.int64)]
         ptr, idx = s.relations_ptr, s.relations_idx
         if len(ptr) > 1:
-            rel_of = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-            for r in np.unique(rel_of[idx == cell]):
+            for r in np.unique(self.rel_of[idx == cell]):
                 out.append(idx[ptr[r]:ptr[r + 1]])
-        if s.ge_cells is not None and s.ge_cells.shape[0]:
-            G = s.ge_cells.tocsc()
+        if self.ge_rows is not None:
+            G = self.ge_by_cell
             rows = G.indices[G.indptr[cell]:G.indptr[cell + 1]]
             if len(rows):
-                out.append(s.ge_cells.tocsr()[rows].indices)
+                out.append(self.ge_rows[rows].indices)
         C = s.cells
         shared = (C @ C[cell].T).tocoo()
         out.append(shared.row[shared.data != 0])
@@ -163,7 +170,7 @@ class _Engine:
             return 0
         added = 0
         nrel = len(ptr) - 1
-        rel_of = np.repeat(np.arange(nrel), np.diff(ptr))
+        rel_of = self.rel_of
         is_parent = np.zeros(len(idx), dtype=bool)
         is_parent[ptr[:-1]] = True
         ch = ~is_parent
