@@ -436,10 +436,6 @@ def _cell_form(system: LinearSystem, cells: np.ndarray, vars_: np.ndarray, eqs: 
 PARALLEL_MIN_VARS = 1500
 
 
-def _workers() -> int:
-    return disclosure_workers()
-
-
 def _check_component(args):
     """Check one component (a picklable job; see ``analyse``). Returns (result, fell_back)."""
     A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb = args
@@ -461,7 +457,7 @@ def _run_jobs(jobs: list) -> list:
     of them (each result depends only on its own job, so the order of work does not matter)."""
     big = [i for i, j in enumerate(jobs) if j[0].shape[1] >= PARALLEL_MIN_VARS]
     out: list = [None] * len(jobs)
-    workers = _workers()
+    workers = disclosure_workers()
     if workers > 1 and len(big) >= 2:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
