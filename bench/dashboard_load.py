@@ -58,18 +58,22 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dashboard.balancer import default_workers  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from st_client import Session, Stats  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
@@ -96,9 +100,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db: Path, port: int, log: Path) -> subprocess.Popen:
+def start_server(db: Path, port: int, log: Path, workers: int) -> subprocess.Popen:
     out = open(log, "wb")
-    proc = subprocess.Popen([str(BIN / "outcomes"), "serve", "--db", str(db), "--port", str(port)],
+    proc = subprocess.Popen([str(BIN / "outcomes"), "serve", "--db", str(db), "--port", str(port),
+                             "--workers", str(workers)],
                             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -158,130 +163,8 @@ def tree_rss(pid: int) -> int:
 
 
 # ---------------------------------------------------------------------------
-# A simulated user
+# A simulated user (the websocket client: bench/st_client.py)
 # ---------------------------------------------------------------------------
-
-@dataclass
-class Stats:
-    times: list[float] = field(default_factory=list)       # seconds per page
-    by_page: dict[str, list[float]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    fragment_runs: int = 0
-    server_cpu: float = 0.0    # CPU seconds the server used during the phase
-    wall: float = 0.0
-
-
-class Session:
-    """One browser tab, as the server sees it."""
-
-    def __init__(self, url: str, stats: Stats, timeout: float):
-        self.url, self.stats, self.timeout = url, stats, timeout
-        self.pages: list[str] = []
-        self.auto: dict[str, float] = {}       # fragment id -> interval (s)
-        self._finished: asyncio.Future | None = None
-        self._exception = False
-        self._reader: asyncio.Task | None = None
-        self._auto_task: asyncio.Task | None = None
-        self._busy = asyncio.Lock()
-        self.page = ""
-
-    async def connect(self) -> None:
-        from websockets.asyncio.client import connect
-
-        host = self.url.split("//", 1)[1]
-        self.ws = await connect(f"ws://{host}/_stcore/stream", subprotocols=["streamlit"],
-                                origin=self.url, max_size=None, open_timeout=self.timeout)
-        self._reader = asyncio.create_task(self._read())
-        self._auto_task = asyncio.create_task(self._auto_reruns())
-
-    async def close(self) -> None:
-        for t in (self._auto_task, self._reader):
-            if t:
-                t.cancel()
-        await self.ws.close()
-
-    async def _read(self) -> None:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        try:
-            async for data in self.ws:
-                msg = ForwardMsg()
-                msg.ParseFromString(data)
-                kind = msg.WhichOneof("type")
-                if kind == "navigation":
-                    self.pages = [p.url_pathname for p in msg.navigation.app_pages if not p.is_hidden]
-                elif kind == "auto_rerun":
-                    self.auto[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
-                elif kind == "delta":
-                    if msg.delta.WhichOneof("type") == "new_element" and \
-                            msg.delta.new_element.WhichOneof("type") == "exception":
-                        self._exception = True
-                elif kind == "script_finished" and self._finished is not None and not self._finished.done():
-                    self._finished.set_result(msg.script_finished)
-        except Exception as exc:  # the connection dropped
-            if self._finished is not None and not self._finished.done():
-                self._finished.set_exception(exc)
-
-    async def _run(self, page: str, fragment_id: str = "") -> tuple[float, int]:
-        from streamlit.proto.BackMsg_pb2 import BackMsg
-
-        back = BackMsg()
-        cs = back.rerun_script
-        cs.page_name = page
-        cs.query_string = ""
-        if fragment_id:
-            cs.fragment_id = fragment_id
-            cs.is_auto_rerun = True
-        self._exception = False
-        self._finished = asyncio.get_running_loop().create_future()
-        t = time.perf_counter()
-        await self.ws.send(back.SerializeToString())
-        status = await asyncio.wait_for(self._finished, self.timeout)
-        return time.perf_counter() - t, status
-
-    async def visit(self, page: str) -> None:
-        """Ask for a page and time it until the script finished."""
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        async with self._busy:
-            try:
-                secs, status = await self._run(page)
-            except Exception as exc:
-                self.stats.errors.append(f"{page or 'overview'}: {type(exc).__name__}")
-                return
-            self.page = page
-            ok = status == ForwardMsg.FINISHED_SUCCESSFULLY
-            if not ok or self._exception:
-                self.stats.errors.append(f"{page or 'overview'}: "
-                                         + ("exception on the page" if self._exception else f"finished {status}"))
-                return
-            self.stats.times.append(secs)
-            self.stats.by_page.setdefault(page or "overview", []).append(secs)
-
-    async def _auto_reruns(self) -> None:
-        """Re-run auto-rerun fragments at their interval, as a browser does."""
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        last: dict[str, float] = {}
-        while True:
-            await asyncio.sleep(0.5)
-            for fid, interval in list(self.auto.items()):
-                now = time.monotonic()
-                if now - last.get(fid, now - interval) < interval or self._busy.locked():
-                    last.setdefault(fid, now)
-                    continue
-                last[fid] = now
-                async with self._busy:
-                    try:
-                        _, status = await self._run(self.page, fid)
-                    except Exception as exc:
-                        self.stats.errors.append(f"fragment: {type(exc).__name__}")
-                        continue
-                    if self._exception or status not in (ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY,
-                                                         ForwardMsg.FINISHED_SUCCESSFULLY):
-                        self.stats.errors.append(f"fragment: finished {status}")
-                    self.stats.fragment_runs += 1
-
 
 async def user(url: str, stats: Stats, until: float, think: float, timeout: float, rng: random.Random,
                start_delay: float, cycle: bool = False) -> None:
@@ -334,14 +217,21 @@ async def phase(url: str, users: int, seconds: float, think: float, timeout: flo
     return stats, peak
 
 
-async def warm_up(url: str, timeout: float) -> Stats:
+async def warm_up(url: str, timeout: float, workers: int) -> Stats:
+    """One session per worker process, all at once (so the balancer puts one on each),
+    each visiting every page: every worker's caches are filled before anything is timed."""
     stats = Stats()
-    s = Session(url, stats, timeout)
-    await s.connect()
-    await s.visit("")
-    for p in list(s.pages):
-        await s.visit(p)
-    await s.close()
+    sessions = [Session(url, stats, timeout) for _ in range(workers)]
+    for s in sessions:
+        await s.connect()
+
+    async def visit_all(s: Session) -> None:
+        await s.visit("")
+        for p in list(s.pages):
+            await s.visit(p)
+        await s.close()
+
+    await asyncio.gather(*(visit_all(s) for s in sessions))
     return stats
 
 
@@ -379,19 +269,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", help="an existing publication (default: build a demo one)")
     ap.add_argument("--rows-per-year", type=int, default=100_000, help="A&E rows a year of the demo publication")
     ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="`outcomes serve --workers` (default: its own default; 1 = one Streamlit process)")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="dashboard-load-") as tmp:
         work = Path(tmp)
         db = Path(args.db) if args.db else build_publication(work, args.rows_per_year)
         port = free_port()
-        proc = start_server(db, port, work / "serve.log")
+        workers = args.workers if args.workers is not None else default_workers()
+        proc = start_server(db, port, work / "serve.log", workers)
         url = f"http://127.0.0.1:{port}"
         try:
             idle = tree_rss(proc.pid)
             t = time.perf_counter()
-            warm = asyncio.run(warm_up(url, args.timeout))
-            print(f"server {url}, {os.cpu_count()} CPUs; idle RSS {idle / 2**20:,.0f} MiB; warm-up visited "
+            warm = asyncio.run(warm_up(url, args.timeout, workers))
+            print(f"server {url} ({workers} worker process{'es' if workers > 1 else ''}), "
+                  f"{os.cpu_count()} CPUs; idle RSS {idle / 2**20:,.0f} MiB; warm-up visited "
                   f"{len(warm.times)} pages in {time.perf_counter() - t:.1f} s "
                   f"({', '.join(f'{p} {v[0] * 1000:.0f} ms' for p, v in warm.by_page.items())})")
             if warm.errors:

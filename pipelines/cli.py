@@ -146,15 +146,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
     # the publication path itself (a symlink), never its target: the dashboard must follow new releases
     env = dict(os.environ, OUTCOMES_DB=str(db.absolute()))
+    from dashboard.balancer import default_workers, serve as serve_balanced
     from dashboard.server import command_line_flags
 
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.port", str(args.port), "--server.address", args.address,
-        *command_line_flags(),
-    ]
-    console.print(f"serving the dashboard on http://{args.address}:{args.port} from {db}")
-    return subprocess.call(cmd, env=env)
+    def command(port: int, address: str = "127.0.0.1") -> list[str]:
+        return [sys.executable, "-m", "streamlit", "run", str(app),
+                "--server.port", str(port), "--server.address", address, *command_line_flags()]
+
+    workers = args.workers if args.workers is not None else default_workers()
+    console.print(f"serving the dashboard on http://{args.address}:{args.port} from {db}"
+                  + (f" ({workers} worker processes)" if workers > 1 else ""))
+    if workers == 1:
+        return subprocess.call(command(args.port, args.address), env=env)
+    return serve_balanced(command, env, args.address, args.port, workers)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -234,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--db")
     sv.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8501)))
     sv.add_argument("--address", default="127.0.0.1")
+    sv.add_argument("--workers", type=int, default=None,
+                    help="Streamlit processes behind one port, each browser kept on one "
+                         "(default OUTCOMES_SERVE_WORKERS, else cores + 1, at most 4; 1 = a plain streamlit run)")
     sv.set_defaults(func=cmd_serve)
 
     a = sub.add_parser("audit", help="audit a publication's disclosure control from the outside")
