@@ -100,7 +100,8 @@ for _, r in runs.iterrows():
         "persons not countable (no valid NHS Number)": frame.fmt_num(r["persons_not_countable"], 0),
         "tables": frame.fmt_num(r["tables_published"], 0), "cells published": frame.fmt_num(cells, 0),
         "cells suppressed": frame.fmt_num(supp, 0),
-        "% suppressed": frame.fmt_num(100 * supp / cells, 1) if cells and pd.notna(cells) and pd.notna(supp) else "",
+        "% suppressed": (frame.fmt_num(100 * supp / cells, 1)
+                         if pd.notna(cells) and pd.notna(supp) and cells > 0 else ""),
         "policy": r["policy"], "note": r["note"],
     })
     for reason, n in rej.items():

@@ -6,6 +6,8 @@ clearly and changes nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -183,3 +185,27 @@ def test_rollback_past_the_kept_releases_fails_clearly(three_releases, pub, caps
     assert main(["rollback", "--db", str(pub), "--reason", "too far"]) == 2
     assert "is no longer kept" in " ".join(capsys.readouterr().err.split())
     assert State.of(pub) == before
+
+
+def test_governance_page_shows_a_rollback(pub, monkeypatch):
+    """The rollback's row in `runs` has no cell counts (NULL): the provenance table shows
+    it without failing (found by the concurrent-refresh test: the page raised on it)."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import queries
+    from dashboard.server import apply_in_process
+
+    assert main(["rollback", "--db", str(pub), "--reason", "shown on the governance page"]) == 0
+    apply_in_process()
+    queries.clear_caches()
+    monkeypatch.setenv("OUTCOMES_DB", str(pub))
+    app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=120)
+    at.run()
+    at.switch_page("pages/governance.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = next(d.value for d in at.dataframe if "% suppressed" in d.value.columns)
+    rollback = shown[shown["action"] == "rollback"]
+    assert len(rollback) == 1 and rollback["% suppressed"].iloc[0] == ""
+    assert "shown on the governance page" in rollback["note"].iloc[0]
