@@ -69,14 +69,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: be sent SIGTERM when the proxy dies (Linux only)."""
+def _death_signal_hook() -> Callable[[], None] | None:
+    """A function for ``preexec_fn`` that has the child sent SIGTERM when the proxy dies
+    (Linux ``prctl(PR_SET_PDEATHSIG)``), or None where there is no such call. Looked up
+    here, in the parent: the child between fork and exec only calls the C function
+    (no import, no allocation that could wait on a lock another thread held)."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+    return lambda: prctl(pr_set_pdeathsig, sigterm)
 
 
 @dataclass
@@ -112,6 +117,7 @@ class Balancer:
         self.env.setdefault("STREAMLIT_SERVER_COOKIE_SECRET", secrets.token_hex(32))
         self.workers = [Worker(i, _free_port()) for i in range(self.n_workers)]
         self._next = 0
+        self._preexec = _death_signal_hook()
         self._client = None
         self._supervisor: asyncio.Task | None = None
 
@@ -119,7 +125,7 @@ class Balancer:
     def _launch(self, w: Worker) -> None:
         w.ready = False
         w.starts += 1
-        w.proc = subprocess.Popen(self.command(w.port), env=self.env, preexec_fn=_die_with_parent)
+        w.proc = subprocess.Popen(self.command(w.port), env=self.env, preexec_fn=self._preexec)
 
     async def _wait_ready(self, w: Worker) -> None:
         deadline = time.monotonic() + self.start_timeout
@@ -269,7 +275,11 @@ class Balancer:
         fwd = [(k, v) for k, v in headers if k.lower() not in _HOP | _WS_HANDSHAKE]
         # the upstream connection's Host is the browser's (Streamlit compares it with Origin),
         # over a socket to the worker
-        sock = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+        try:
+            sock = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+        except OSError:              # the worker is restarting: the browser reconnects
+            await send({"type": "websocket.close", "code": 1011})
+            return
         sock.setblocking(False)
         try:
             upstream = await connect(f"ws://{host}{self._target(scope)}", sock=sock,
