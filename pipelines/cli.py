@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--address", default="127.0.0.1")
     sv.add_argument("--workers", type=int, default=None,
                     help="Streamlit processes behind one port, each browser kept on one "
-                         "(default OUTCOMES_SERVE_WORKERS, else cores + 1, at most 4; 1 = a plain streamlit run)")
+                         "(default OUTCOMES_SERVE_WORKERS, else 2 x cores + 1, at most 8; 1 = a plain streamlit run)")
     sv.set_defaults(func=cmd_serve)
 
     a = sub.add_parser("audit", help="audit a publication's disclosure control from the outside")

@@ -61,7 +61,10 @@ def test_default_workers(monkeypatch):
     monkeypatch.setenv("OUTCOMES_SERVE_WORKERS", "5")
     assert default_workers() == 5
     monkeypatch.delenv("OUTCOMES_SERVE_WORKERS")
-    assert default_workers() == max(1, min(4, (os.cpu_count() or 1) + 1))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert default_workers() == 5
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert default_workers() == 8
 
 
 def _workers(pid: int) -> list[psutil.Process]:
