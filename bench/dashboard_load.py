@@ -57,7 +57,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -70,7 +69,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dashboard.balancer import default_workers  # noqa: E402
+from dashboard.balancer import default_workers, free_port  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from st_client import Session, Stats  # noqa: E402
@@ -92,12 +91,6 @@ def build_publication(workdir: Path, rows_per_year: int) -> Path:
                    stdout=subprocess.DEVNULL)
     print(f"built a demo publication ({rows_per_year:,} A&E rows a year) in {time.perf_counter() - t:.0f} s: {db}")
     return db
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(db: Path, port: int, log: Path, workers: int) -> subprocess.Popen:

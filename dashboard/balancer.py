@@ -66,7 +66,8 @@ def default_workers() -> int:
     return max(1, min(8, 2 * (os.cpu_count() or 1) + 1))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on the loopback interface now (the workers', the tests' and the benchmarks')."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -118,7 +119,7 @@ class Balancer:
     def __post_init__(self) -> None:
         self.env = dict(self.env)
         self.env.setdefault("STREAMLIT_SERVER_COOKIE_SECRET", secrets.token_hex(32))
-        self.workers = [Worker(i, _free_port()) for i in range(self.n_workers)]
+        self.workers = [Worker(i, free_port()) for i in range(self.n_workers)]
         self._next = 0
         self._preexec = _death_signal_hook()
         self._client = None

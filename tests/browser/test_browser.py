@@ -25,7 +25,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.browser._serve import free_port, serving
+from dashboard.balancer import free_port
+from tests.browser._serve import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

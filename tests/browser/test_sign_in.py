@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser._serve import free_port, serving
+from dashboard.balancer import free_port
+from tests.browser._serve import serving
 from tests.browser.test_browser import REPO, browser, wait_until_run_finished  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

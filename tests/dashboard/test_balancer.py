@@ -17,9 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dashboard.balancer import COOKIE, Balancer, default_workers
+from dashboard.balancer import COOKIE, Balancer, default_workers, free_port
 
-from ..browser._serve import free_port, serving
+from ..browser._serve import serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from st_client import Session, Stats  # noqa: E402

@@ -23,7 +23,9 @@ import pytest
 from pipelines.cli import main
 
 from ._support import make_rows, write_exact_policy, write_extract
-from ..browser._serve import free_port, serving
+from dashboard.balancer import free_port
+
+from ..browser._serve import serving
 from ..pipelines.extract_builder import Places
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
