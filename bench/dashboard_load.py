@@ -61,7 +61,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -69,7 +68,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dashboard.balancer import default_workers, free_port  # noqa: E402
+from dashboard.balancer import answers_health_check, default_workers, free_port  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from st_client import Session, Stats  # noqa: E402
@@ -100,12 +99,8 @@ def start_server(db: Path, port: int, log: Path, workers: int) -> subprocess.Pop
                             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return proc
-        except OSError:
-            pass
+        if answers_health_check(f"http://127.0.0.1:{port}"):
+            return proc
         if proc.poll() is not None:
             break
         time.sleep(0.3)

@@ -73,6 +73,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers_health_check(url: str, timeout: float = 2.0) -> bool:
+    """True when the Streamlit server (or this proxy) at ``url`` says it is ready."""
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=timeout) as r:
+            return r.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
 def _death_signal_hook() -> Callable[[], None] | None:
     """A function for ``preexec_fn`` that has the child sent SIGTERM when the proxy dies
     (Linux ``prctl(PR_SET_PDEATHSIG)``), or None where there is no such call. Looked up
@@ -98,11 +107,7 @@ class Worker:
     ready: bool = False
 
     def healthy(self, timeout: float = 2.0) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=timeout) as r:
-                return r.read().decode().strip() == "ok"
-        except OSError:
-            return False
+        return answers_health_check(f"http://127.0.0.1:{self.port}", timeout)
 
 
 @dataclass
@@ -226,6 +231,12 @@ class Balancer:
         return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
 
     @staticmethod
+    def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+        """A request header's value (several ``Cookie`` headers joined as one), or None."""
+        values = [v for k, v in headers if k.lower() == name]
+        return "; ".join(values) if values else None
+
+    @staticmethod
     def _target(scope) -> str:
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string") or b""
@@ -233,8 +244,7 @@ class Balancer:
 
     async def _http(self, scope, receive, send) -> None:
         headers = self._headers(scope)
-        cookie = "; ".join(v for k, v in headers if k.lower() == "cookie") or None
-        w, set_cookie = self.choose(cookie)
+        w, set_cookie = self.choose(self._header(headers, "cookie"))
         body = bytearray()
         while True:
             message = await receive()
@@ -242,7 +252,7 @@ class Balancer:
             if not message.get("more_body"):
                 break
         fwd = [(k, v) for k, v in headers if k.lower() not in _HOP]
-        host = next((v for k, v in headers if k.lower() == "host"), None)
+        host = self._header(headers, "host")
         if host:
             fwd.append(("host", host))
         request = self._client.build_request(scope["method"], f"http://127.0.0.1:{w.port}{self._target(scope)}",
@@ -271,9 +281,8 @@ class Balancer:
         from websockets.exceptions import ConnectionClosed
 
         headers = self._headers(scope)
-        cookie = "; ".join(v for k, v in headers if k.lower() == "cookie") or None
-        host = next((v for k, v in headers if k.lower() == "host"), None) or "localhost"
-        w, _ = self.choose(cookie)
+        host = self._header(headers, "host") or "localhost"
+        w, _ = self.choose(self._header(headers, "cookie"))
         if (await receive())["type"] != "websocket.connect":
             return
         fwd = [(k, v) for k, v in headers if k.lower() not in _HOP | _WS_HANDSHAKE]

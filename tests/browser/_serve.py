@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from dashboard.balancer import answers_health_check
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,12 +36,8 @@ def serving(db: Path, port: int, *, log: Path, cwd: Path = REPO, env: dict | Non
     try:
         deadline = time.monotonic() + start_timeout
         while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                pass
+            if answers_health_check(url):
+                break
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"dashboard server did not start on port {port}:\n"
                             + log.read_text(errors="replace")[-3000:])
