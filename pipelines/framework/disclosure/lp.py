@@ -18,8 +18,8 @@ each feasible range is wide enough, in three steps:
    (``ComponentLP.feasible_point``);
 2. for large components, two local LPs per remaining target over a small
    neighbourhood of variables (the target's, and those of the small rows
-   touching them, two hops): the *inner* one fixes every other variable at a
-   feasible point x0 (the mean of the solutions seen), so every solution it
+   touching them, up to three hops and ``LOCAL_MAX_VARS`` variables): the
+   *inner* one fixes every other variable at a feasible point x0 (the mean of the solutions seen), so every solution it
    finds is feasible for the whole component and a wide enough range proves
    the target safe; the *outer* one drops every row reaching outside the
    neighbourhood (a relaxation), so a narrow range it finds is a real leak
@@ -185,6 +185,9 @@ class ComponentLP:
 
 #: the local stage gives up when none of this many cells was decided by it
 LOCAL_TRIAL = 30
+#: a target's neighbourhood: this many hops of small rows, at most this many variables
+LOCAL_HOPS = 3
+LOCAL_MAX_VARS = 600
 #: exact stages with at least this many cells are split into ``EXACT_SHARES`` shares, solved
 #: in worker processes where allowed
 PARALLEL_EXACT_MIN = 200
@@ -341,15 +344,33 @@ class _Local:
         return np.unique(self.AC[:, V].indices)
 
     def neighbourhood(self, r: int) -> np.ndarray:
+        """The target's variables, then those of the small rows touching them, hop by hop
+        (shortest rows first), until the next row would take it past ``max_vars``.
+
+        Why row by row: a move that keeps every relation (e.g. +1, -1 round a rectangle of
+        cells in two areas and two age bands) needs cells three hops away, and a whole hop
+        is usually too many variables; cutting the hop short still gives the local LPs the
+        nearest of them. (Taking whole hops only, the stage decided no cell at all on the
+        A&E release or at 10^5 cells.)"""
         V = self.A[r].indices
-        for _ in range(2):
-            R = self._rows_of(V)
+        have = set(V.tolist())
+        for _ in range(LOCAL_HOPS):
+            R = self._rows_of(np.fromiter(have, dtype=np.int64))
             R = R[self.rowlen[R] <= self.small_row]
-            V2 = np.unique(np.concatenate([V, self.A[R].indices]))
-            if len(V2) > self.max_vars:
+            R = R[np.argsort(self.rowlen[R], kind="stable")]
+            grew = False
+            for row in R:
+                cols = self.A.indices[self.A.indptr[row]:self.A.indptr[row + 1]]
+                extra = [c for c in cols.tolist() if c not in have]
+                if not extra:
+                    continue
+                if len(have) + len(extra) > self.max_vars:
+                    return np.fromiter(sorted(have), dtype=np.int64)
+                have.update(extra)
+                grew = True
+            if not grew:
                 break
-            V = V2
-        return V
+        return np.fromiter(sorted(have), dtype=np.int64)
 
     def _solve(self, A, lo, hi, obj_row, chi, want_duals=False):
         m = ComponentLP(A, lo, hi, col_hi=chi)
@@ -491,7 +512,7 @@ def protect_ranges(
     if not exact_all and A.shape[1] > local_above and len(undecided):
         undecided = undecided[~safe[undecided]]
         x0 = np.mean(sols, axis=0)
-        loc = _Local(A, row_lo, row_hi, x0)
+        loc = _Local(A, row_lo, row_hi, x0, max_vars=LOCAL_MAX_VARS)
         tried = decided = 0
         for t in undecided:
             # a shortcut, not a proof step: where it has decided none of the first cells it

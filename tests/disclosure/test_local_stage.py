@@ -1,0 +1,90 @@
+"""The local stage of ``protect_ranges``: neighbourhoods, and that its shortcuts never
+change a verdict (a cell it calls safe is safe, a leak it finds is a leak)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from pipelines.framework.disclosure import lp
+from pipelines.framework.disclosure.lp import _Local, protect_ranges
+
+THRESHOLD, WIDTH = 7, 5
+
+
+def _window_system(n: int = 30) -> sp.csr_matrix:
+    """Rows 0..n-1: one variable each; then rows over variables (i, i+1, i+2)."""
+    rows = [[i] for i in range(n)] + [[i, i + 1, i + 2] for i in range(n - 2)]
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    return sp.csr_matrix((np.ones(indptr[-1]), np.concatenate(rows), indptr), shape=(len(rows), n))
+
+
+def test_neighbourhood_takes_whole_hops_when_they_fit():
+    A = _window_system()
+    loc = _Local(A, np.zeros(A.shape[0]), np.full(A.shape[0], np.inf), np.ones(A.shape[1]), max_vars=400)
+    # each hop reaches two variables further each way; three hops from variable 10
+    assert loc.neighbourhood(10).tolist() == list(range(4, 17))
+
+
+def test_neighbourhood_stops_at_the_row_that_would_pass_the_cap():
+    A = _window_system()
+    loc = _Local(A, np.zeros(A.shape[0]), np.full(A.shape[0], np.inf), np.ones(A.shape[1]), max_vars=5)
+    # first hop, rows in order: (8,9,10) adds 8, 9; (9,10,11) adds 11; (10,11,12) adds 12 -> 5
+    # variables; the next row, (6,7,8), would make 7: stop there (a whole-hop rule would
+    # have kept the target alone once the second hop was too big)
+    assert loc.neighbourhood(10).tolist() == [8, 9, 10, 11, 12]
+
+
+def _table_system(seed: int, n_rows: int = 9, n_cols: int = 9):
+    """A two-way table with its margins, published as under suppress-under-10: shown counts
+    exact, suppressed ones known to be >= 1 (rows [1, inf)), every margin shown. The interior
+    cells are the variables; every cell and margin is a row. Where a line has one suppressed
+    cell it is a real leak (the margin gives it away); where it has several they may protect
+    each other."""
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(12.0, size=(n_rows, n_cols))
+    idx = np.arange(n_rows * n_cols).reshape(n_rows, n_cols)
+    rows = [[int(i)] for i in idx.ravel()] + [idx[r].tolist() for r in range(n_rows)] + \
+        [idx[:, c].tolist() for c in range(n_cols)] + [idx.ravel().tolist()]
+    values = np.concatenate([x.ravel(), x.sum(axis=1), x.sum(axis=0), [x.sum()]]).astype(float)
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    A = sp.csr_matrix((np.ones(indptr[-1]), np.concatenate(rows), indptr), shape=(len(rows), x.size))
+    suppressed = np.zeros(len(values), dtype=bool)
+    suppressed[: x.size] = (x.ravel() >= 1) & (x.ravel() <= 9) | (rng.random(x.size) < 0.08)
+    lo = np.where(suppressed, 1.0, values)
+    hi = np.where(suppressed, np.inf, values)
+    return A, lo, hi, np.flatnonzero(suppressed)
+
+
+def _fast_and_exact(seed: int, monkeypatch):
+    A, lo, hi, targets = _table_system(seed)
+    monkeypatch.setattr(lp, "LOCAL_MAX_VARS", 12)           # small neighbourhoods: most rows reach out
+    monkeypatch.setattr(lp, "LOCAL_TRIAL", 10 ** 6)
+    # no sweeps, no coloured sweeps: the local stage sees every target the first point did
+    # not settle, safe ones included
+    monkeypatch.setattr(lp, "_colour_classes", lambda *a, **k: [])
+    fast = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, want_binding=True, seed=seed,
+                          sweeps=0, local_above=0, ipm_above=10 ** 9)
+    exact = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
+    assert fast.feasible and exact.feasible
+    return fast, exact
+
+
+def test_local_stage_never_changes_a_verdict(monkeypatch):
+    for seed in range(1, 31):
+        fast, exact = _fast_and_exact(seed, monkeypatch)
+        assert fast.safe.tolist() == exact.safe.tolist(), seed
+
+
+@pytest.mark.parametrize("seed", [4, 7, 21, 34])
+def test_local_stage_finds_leaks_with_the_rows_that_pin_them(seed, monkeypatch):
+    fast, exact = _fast_and_exact(seed, monkeypatch)
+    # decided by the local stage's relaxation: not an exact range, not safe
+    by_local = ~fast.safe & ~fast.exact
+    assert by_local.any()
+    for t in np.flatnonzero(by_local):
+        assert not exact.safe[t]
+        # the relaxation's range contains the exact one
+        assert fast.lo[t] <= exact.lo[t] + 1e-6 and fast.hi[t] >= exact.hi[t] - 1e-6
+        assert len(fast.binding[int(t)]) > 0
