@@ -19,10 +19,11 @@ each feasible range is wide enough, in three steps:
 2. for large components, two local LPs per remaining target over a small
    neighbourhood of variables (the target's, and those of the small rows
    touching them, up to three hops and ``LOCAL_MAX_VARS`` variables): the
-   *inner* one fixes every other variable at a feasible point x0 (the mean of the solutions seen), so every solution it
-   finds is feasible for the whole component and a wide enough range proves
-   the target safe; the *outer* one drops every row reaching outside the
-   neighbourhood (a relaxation), so a narrow range it finds is a real leak
+   *inner* one fixes every other variable at a feasible point x0 (the mean of
+   the solutions seen), so every solution it finds is feasible for the whole
+   component and a wide enough range proves the target safe; the *outer* one
+   drops every row reaching outside the neighbourhood (a relaxation), so a
+   narrow range it finds is a real leak
    (reported as this outer range, which contains the exact one);
 3. one min and one max solve of the whole component per target still
    undecided (exact range). Each such solution is also used as a witness for
@@ -329,7 +330,8 @@ def _rule_ok_meets(lo: float, hi: float, threshold: int) -> bool:
 class _Local:
     """Small LPs around one target row (see module docstring, step 2)."""
 
-    def __init__(self, A: sp.csr_matrix, row_lo, row_hi, x0, small_row: int = 40, max_vars: int = 400):
+    def __init__(self, A: sp.csr_matrix, row_lo, row_hi, x0, small_row: int = 40,
+                 max_vars: int = LOCAL_MAX_VARS):
         self.A = A
         self.AC = A.tocsc()
         self.lo = row_lo
