@@ -13,11 +13,15 @@ from pipelines.framework.disclosure.lp import _Local, protect_ranges
 THRESHOLD, WIDTH = 7, 5
 
 
+def _sum_rows(rows: list[list[int]], n_vars: int) -> sp.csr_matrix:
+    """One row per list: the sum of the variables it names."""
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    return sp.csr_matrix((np.ones(indptr[-1]), np.concatenate(rows), indptr), shape=(len(rows), n_vars))
+
+
 def _window_system(n: int = 30) -> sp.csr_matrix:
     """Rows 0..n-1: one variable each; then rows over variables (i, i+1, i+2)."""
-    rows = [[i] for i in range(n)] + [[i, i + 1, i + 2] for i in range(n - 2)]
-    indptr = np.cumsum([0] + [len(r) for r in rows])
-    return sp.csr_matrix((np.ones(indptr[-1]), np.concatenate(rows), indptr), shape=(len(rows), n))
+    return _sum_rows([[i] for i in range(n)] + [[i, i + 1, i + 2] for i in range(n - 2)], n)
 
 
 def test_neighbourhood_takes_whole_hops_when_they_fit():
@@ -48,8 +52,7 @@ def _table_system(seed: int, n_rows: int = 9, n_cols: int = 9):
     rows = [[int(i)] for i in idx.ravel()] + [idx[r].tolist() for r in range(n_rows)] + \
         [idx[:, c].tolist() for c in range(n_cols)] + [idx.ravel().tolist()]
     values = np.concatenate([x.ravel(), x.sum(axis=1), x.sum(axis=0), [x.sum()]]).astype(float)
-    indptr = np.cumsum([0] + [len(r) for r in rows])
-    A = sp.csr_matrix((np.ones(indptr[-1]), np.concatenate(rows), indptr), shape=(len(rows), x.size))
+    A = _sum_rows(rows, x.size)
     suppressed = np.zeros(len(values), dtype=bool)
     suppressed[: x.size] = (x.ravel() >= 1) & (x.ravel() <= 9) | (rng.random(x.size) < 0.08)
     lo = np.where(suppressed, 1.0, values)
