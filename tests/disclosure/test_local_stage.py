@@ -91,3 +91,50 @@ def test_local_stage_finds_leaks_with_the_rows_that_pin_them(seed, monkeypatch):
         # the relaxation's range contains the exact one
         assert fast.lo[t] <= exact.lo[t] + 1e-6 and fast.hi[t] >= exact.hi[t] - 1e-6
         assert len(fast.binding[int(t)]) > 0
+
+
+def _square_system():
+    """A 2x2 table of suppressed cells (each >= 1) whose four margins are all 6: each cell's
+    true range is [1, 5], five whole numbers, so each is safe under the rule."""
+    A = _sum_rows([[0], [1], [2], [3], [0, 1], [2, 3], [0, 2], [1, 3]], 4)
+    lo = np.array([1.0] * 4 + [6.0] * 4)
+    hi = np.array([np.inf] * 4 + [6.0] * 4)
+    return A, lo, hi, np.arange(4)
+
+
+def test_exact_bound_drifted_short_of_a_whole_number_is_re_solved(monkeypatch):
+    """Warm-started solves on a large model can return a maximum of 5 as 4.9999987 (seen at
+    10^5 cells). Such a bound is re-solved from scratch before the cell is called narrow."""
+    A, lo, hi, targets = _square_system()
+    warm = lp.ComponentLP.solve
+
+    def drifting(self, cost_idx, cost_val, maximize):
+        # a solve from nothing (``solve_afresh``) is exact; warm-started maxima drift
+        fresh = self._fresh
+        status, x, y = warm(self, cost_idx, cost_val, maximize)
+        if status == "optimal" and maximize and not fresh:
+            x = x - 1.3e-6
+        return status, x, y
+
+    monkeypatch.setattr(lp.ComponentLP, "solve", drifting)
+    r = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
+    assert r.exact.all()
+    assert r.hi.tolist() == pytest.approx([5.0] * 4, abs=1e-9)
+    assert r.safe.all()
+
+
+def test_a_bound_really_short_of_a_whole_number_stays_narrow(monkeypatch):
+    """The re-solve is a second opinion, not a tolerance: where the fresh optimum agrees, the
+    range keeps its width (here every solve, fresh or not, is 4.9999987 at most)."""
+    A, lo, hi, targets = _square_system()
+    warm = lp.ComponentLP.solve
+
+    def short(self, cost_idx, cost_val, maximize):
+        status, x, y = warm(self, cost_idx, cost_val, maximize)
+        if status == "optimal" and maximize:
+            x = x - 1.3e-6
+        return status, x, y
+
+    monkeypatch.setattr(lp.ComponentLP, "solve", short)
+    r = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
+    assert not r.safe.any()
