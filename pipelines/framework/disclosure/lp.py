@@ -197,7 +197,7 @@ class ComponentLP:
 
 
 #: the local stage gives up when none of this many cells was decided by it
-LOCAL_TRIAL = 30
+LOCAL_TRIAL = 10
 #: a target's neighbourhood: this many hops of small rows, at most this many variables
 LOCAL_HOPS = 3
 LOCAL_MAX_VARS = 600
@@ -527,6 +527,8 @@ def protect_ranges(
             if status == "optimal":
                 witness(x, undecided)
         undecided = undecided[~safe[undecided]]
+        if _dbg:
+            print(f"    sweep vars={A.shape[1]} before={before} after={len(undecided)} t={_time.perf_counter()-_t0:.3f}", flush=True)
         if len(undecided) > 0.7 * before and before < 50:
             break
     _log("sweeps")
