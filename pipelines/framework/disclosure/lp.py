@@ -527,8 +527,7 @@ def protect_ranges(
             if status == "optimal":
                 witness(x, undecided)
         undecided = undecided[~safe[undecided]]
-        if _dbg:
-            print(f"    sweep vars={A.shape[1]} before={before} after={len(undecided)} t={_time.perf_counter()-_t0:.3f}", flush=True)
+        _log(f"sweep (undecided before: {before})")
         if len(undecided) > 0.7 * before and before < 50:
             break
     _log("sweeps")
