@@ -102,21 +102,26 @@ def _square_system():
     return A, lo, hi, np.arange(4)
 
 
-def test_exact_bound_drifted_short_of_a_whole_number_is_re_solved(monkeypatch):
-    """Warm-started solves on a large model can return a maximum of 5 as 4.9999987 (seen at
-    10^5 cells). Such a bound is re-solved from scratch before the cell is called narrow."""
-    A, lo, hi, targets = _square_system()
+def _drifting_solve(monkeypatch, exact_when_fresh: bool) -> None:
+    """Make every maximum ``ComponentLP.solve`` returns 1.3e-6 short (as warm-started solves
+    on a large model did), except, when ``exact_when_fresh``, a solve from nothing."""
     warm = lp.ComponentLP.solve
 
     def drifting(self, cost_idx, cost_val, maximize):
-        # a solve from nothing (``solve_afresh``) is exact; warm-started maxima drift
         fresh = self._fresh
         status, x, y = warm(self, cost_idx, cost_val, maximize)
-        if status == "optimal" and maximize and not fresh:
+        if status == "optimal" and maximize and not (exact_when_fresh and fresh):
             x = x - 1.3e-6
         return status, x, y
 
     monkeypatch.setattr(lp.ComponentLP, "solve", drifting)
+
+
+def test_exact_bound_drifted_short_of_a_whole_number_is_re_solved(monkeypatch):
+    """Warm-started solves on a large model can return a maximum of 5 as 4.9999987 (seen at
+    10^5 cells). Such a bound is re-solved from scratch before the cell is called narrow."""
+    A, lo, hi, targets = _square_system()
+    _drifting_solve(monkeypatch, exact_when_fresh=True)
     r = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
     assert r.exact.all()
     assert r.hi.tolist() == pytest.approx([5.0] * 4, abs=1e-9)
@@ -127,14 +132,6 @@ def test_a_bound_really_short_of_a_whole_number_stays_narrow(monkeypatch):
     """The re-solve is a second opinion, not a tolerance: where the fresh optimum agrees, the
     range keeps its width (here every solve, fresh or not, is 4.9999987 at most)."""
     A, lo, hi, targets = _square_system()
-    warm = lp.ComponentLP.solve
-
-    def short(self, cost_idx, cost_val, maximize):
-        status, x, y = warm(self, cost_idx, cost_val, maximize)
-        if status == "optimal" and maximize:
-            x = x - 1.3e-6
-        return status, x, y
-
-    monkeypatch.setattr(lp.ComponentLP, "solve", short)
+    _drifting_solve(monkeypatch, exact_when_fresh=False)
     r = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
     assert not r.safe.any()
