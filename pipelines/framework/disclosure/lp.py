@@ -5,7 +5,7 @@ row bounds) in a ``highspy.Highs`` instance and re-solves it with new
 objectives, warm-started from the previous basis.
 
 ``protect_ranges`` decides, for the target rows of one component, whether
-each feasible range is wide enough, in three steps:
+each feasible range is wide enough, in four steps:
 
 1. sweeps: a few solves of the whole component with objectives that push the
    undecided targets up and down (random +-1 directions, fixed seed). Any two
@@ -27,7 +27,9 @@ each feasible range is wide enough, in three steps:
    (reported as this outer range, which contains the exact one);
 3. one min and one max solve of the whole component per target still
    undecided (exact range). Each such solution is also used as a witness for
-   the other remaining targets;
+   the other remaining targets. A narrow range whose bound falls just short of
+   a whole number (``NEAR_WHOLE``) is solved again from nothing first, since
+   warm starts drift;
 4. for narrow targets the row duals of the min/max solves name the published
    rows that make the range narrow (what the suppression engine relaxes).
 """
