@@ -64,9 +64,9 @@ def _fast_and_exact(seed: int, monkeypatch):
     A, lo, hi, targets = _table_system(seed)
     monkeypatch.setattr(lp, "LOCAL_MAX_VARS", 12)           # small neighbourhoods: most rows reach out
     monkeypatch.setattr(lp, "LOCAL_TRIAL", 10 ** 6)
-    # no sweeps, no coloured sweeps: the local stage sees every target the first point did
+    # no sweeps, no capped sweeps: the local stage sees every target the first point did
     # not settle, safe ones included
-    monkeypatch.setattr(lp, "_colour_classes", lambda *a, **k: [])
+    monkeypatch.setattr(lp, "_capped_sweeps", lambda *a, **k: 0)
     fast = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, want_binding=True, seed=seed,
                           sweeps=0, local_above=0, ipm_above=10 ** 9)
     exact = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
