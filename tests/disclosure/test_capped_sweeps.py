@@ -57,8 +57,8 @@ def test_one_capped_solve_proves_every_target_the_shared_slack_can_serve():
 
 def test_proven_targets_stop_drawing_on_the_slack():
     # the total may reach 18: only three cells can be at 5 at once. The first solve proves
-    # three (a vertex: each cell at its cap or at its floor), the re-solve with their caps
-    # at 0 lets the other three take the slack
+    # three (a vertex: each cell at its cap or at its floor), the re-solve with those three
+    # out of the objective lets the other three take the slack
     A, lo, hi, t = _shared_total(6, 18.0)
     solves, safe, _, hi_seen, points = _run_capped(A, lo, hi, t, np.ones(6))
     assert solves == 2

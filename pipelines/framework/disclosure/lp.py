@@ -572,9 +572,11 @@ def protect_ranges(
             return res
     witness(x, undecided)
     undecided = undecided[~safe[undecided]]
+    # the variables' upper bounds the sweeps use (none where the cap made the model infeasible)
+    col_cap = None if cap is None else np.full(A.shape[1], cap)
     sweeper = model
     if A.shape[1] > ipm_above and not exact_all and len(undecided) > 8:
-        sweeper = ComponentLP(A, row_lo, row_hi, col_hi=None if cap is None else np.full(A.shape[1], cap))
+        sweeper = ComponentLP(A, row_lo, row_hi, col_hi=col_cap)
         sweeper.use_interior_point()
     for _ in range(0 if exact_all else sweeps):
         if len(undecided) == 0:
@@ -597,7 +599,7 @@ def protect_ranges(
     if not exact_all and len(undecided) > 8:
         for up in (True, False):
             capped += _capped_sweeps(A, row_lo, row_hi, targets, AT, undecided, lo_seen, hi_seen, safe, width,
-                                     None if cap is None else np.full(A.shape[1], cap), up, witness, rng)
+                                     col_cap, up, witness, rng)
             undecided = undecided[~safe[undecided]]
     _log(f"capped ({capped} solves)")
     # local inner / outer LPs on large components
