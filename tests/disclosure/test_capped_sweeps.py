@@ -6,6 +6,7 @@ under one published total, so the total's slack is shared by all of them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipelines.framework.disclosure import lp
 from pipelines.framework.disclosure.lp import TOL, _capped_sweeps, protect_ranges, record_witness
@@ -104,14 +105,17 @@ def test_down_leaves_cells_that_could_go_up():
     assert solves == 0 and not safe.any()
 
 
-def test_capped_sweeps_never_change_a_verdict(monkeypatch):
+@pytest.mark.parametrize("interior", [False, True], ids=["simplex", "interior-point"])
+def test_capped_sweeps_never_change_a_verdict(monkeypatch, interior):
     real = lp._capped_sweeps
     decided = []
+    used_interior = []
 
-    def counting(*args):
+    def counting(*args, **kwargs):
         safe = args[8]
         before = int(safe.sum())
-        n = real(*args)
+        used_interior.append(kwargs.get("interior", False))
+        n = real(*args, **kwargs)
         decided.append(int(safe.sum()) - before)
         return n
 
@@ -120,12 +124,15 @@ def test_capped_sweeps_never_change_a_verdict(monkeypatch):
         A, lo, hi, targets = _table_system(seed)
         # no plain sweeps and no local stage: capped sweeps see every target the first point
         # did not settle, and the exact stage decides the rest
+        # ipm_above=0: every component counts as large, so the capped stage solves by
+        # interior point (as on large releases)
         fast = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, seed=seed, sweeps=0,
-                              local_above=10 ** 9, ipm_above=10 ** 9)
+                              local_above=10 ** 9, ipm_above=0 if interior else 10 ** 9)
         exact = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
         assert fast.safe.tolist() == exact.safe.tolist(), seed
-    # and they did decide cells (else this test would prove nothing)
+    # and they did decide cells (else this test would prove nothing), by the solver asked for
     assert sum(decided) > 0
+    assert set(used_interior) == {interior}
 
 
 def test_capped_sweeps_prove_cells_the_table_cases_leave():
