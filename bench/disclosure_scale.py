@@ -145,7 +145,7 @@ class _RssPeak:
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
-def run_size(target: int, policy_name: str, trace: bool = True) -> dict:
+def run_size(target: int, policy_name: str, trace: bool = True, no_hints: bool = False) -> dict:
     months, n_la, wpl = SIZES[target]
     tables, meta, am = make_release(months, n_la, wpl)
     policy = load_policy(policy_name)
@@ -155,7 +155,10 @@ def run_size(target: int, policy_name: str, trace: bool = True) -> dict:
     with _RssPeak() as rss:
         t0 = time.perf_counter()
         primary = {n: primary_mask(t["count"].to_numpy(), policy) for n, t in tables.items()}
-        mask = secondary_suppress(tables, meta, am, policy, primary)
+        # as the gate does: the engine's feasible points are handed to the audit, which
+        # checks each before it uses it (``--no-hints``: the audit finds its own)
+        points: dict | None = None if no_hints else {}
+        mask = secondary_suppress(tables, meta, am, policy, primary, points=points)
         t1 = time.perf_counter()
         published = {}
         for n, t in tables.items():
@@ -164,7 +167,7 @@ def run_size(target: int, policy_name: str, trace: bool = True) -> dict:
             out = t.drop(columns=["count"]).copy()
             out["count"] = pd.array(np.where(np.isnan(v), pd.NA, v), dtype="Int64")
             published[n] = out
-        res = audit_release(published, meta, am, policy)
+        res = audit_release(published, meta, am, policy, hints=points)
         t2 = time.perf_counter()
     py_peak = tracemalloc.get_traced_memory()[1] if trace else 0
     if trace:
@@ -191,11 +194,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-tracemalloc", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--size-timeout", type=float, default=None, metavar="SECONDS",
                     help="run each size in its own process and stop it after this long")
+    ap.add_argument("--no-hints", action="store_true",
+                    help="the audit does not start from the engine's feasible points (as before the eighth session)")
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.only is not None:
         import json
-        r = run_size(args.only, args.policy, trace=args.tracemalloc and not args.no_tracemalloc)
+        r = run_size(args.only, args.policy, trace=args.tracemalloc and not args.no_tracemalloc,
+                     no_hints=args.no_hints)
         print("RESULT " + json.dumps(r), flush=True)
         return 0
     rows = []
@@ -208,7 +214,8 @@ def main(argv=None) -> int:
                 print(f"~{target:>8} cells  did not finish within {args.size_timeout:.0f}s (stopped)", flush=True)
                 break
         else:
-            r = run_size(target, args.policy, trace=args.tracemalloc and not args.no_tracemalloc)
+            r = run_size(target, args.policy, trace=args.tracemalloc and not args.no_tracemalloc,
+                         no_hints=args.no_hints)
         rows.append(r)
         print(f"{r['cells']:>9} cells  primary {r['primary']:>7}  secondary {r['secondary']:>6}  "
               f"suppress {r['suppress_s']:8.2f}s  audit {r['audit_s']:8.2f}s  total {r['total_s']:8.2f}s  "
@@ -232,6 +239,8 @@ def _run_isolated(target: int, args) -> dict | None:
     cmd = [sys.executable, __file__, "--only", str(target), "--policy", args.policy]
     if args.tracemalloc:
         cmd.append("--tracemalloc")
+    if args.no_hints:
+        cmd.append("--no-hints")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=args.size_timeout)

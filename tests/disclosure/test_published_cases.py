@@ -222,11 +222,12 @@ def test_gate_repairs_what_the_engine_missed(monkeypatch):
     real = secondary.secondary_suppress
     calls: list[dict | None] = []
 
-    def forgetful(tables_, meta_, members_, policy_, primary_, previous=None, must_fix=None):
+    def forgetful(tables_, meta_, members_, policy_, primary_, previous=None, must_fix=None, points=None):
         calls.append(must_fix)
         if len(calls) == 1:
             return {"t": nine.copy()}          # misses that w|b = 47 is exactly computable
-        return real(tables_, meta_, members_, policy_, primary_, previous=previous, must_fix=must_fix)
+        return real(tables_, meta_, members_, policy_, primary_, previous=previous, must_fix=must_fix,
+                    points=points)
 
     monkeypatch.setattr(secondary, "secondary_suppress", forgetful)
     out = gate.protect(draft, pol)

@@ -36,6 +36,7 @@ lower bound proven by two feasible solutions (already wide enough).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -44,7 +45,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from .lp import disclosure_workers, integer_width, protect_ranges
+from .lp import disclosure_workers, hinted_ranges, integer_width, protect_ranges
 from .meta import TableMeta
 from .policy import Policy
 from .primary import published_range
@@ -286,13 +287,23 @@ class Analysis:
     binding: dict[int, np.ndarray]   # leaking cell -> cells whose published value narrows it
     infeasible: list[int]
     notes: list[str]
+    #: feasible points found, per component: variable-set key -> (variables, [values, ...])
+    #: (see ``lp.hinted_ranges``; kept only when asked for)
+    points: dict = field(default_factory=dict)
 
 
 def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndarray,
             targets: np.ndarray, policy: Policy, *, only: set[int] | None = None,
             want_binding: bool = False, fallback: tuple[np.ndarray, np.ndarray] | None = None,
-            previous_state: "Analysis | None" = None, exact_all: bool = False) -> Analysis:
-    """Check the rule for every target cell, component by component."""
+            previous_state: "Analysis | None" = None, exact_all: bool = False,
+            hints: dict | None = None, keep_points: bool = False) -> Analysis:
+    """Check the rule for every target cell, component by component.
+
+    ``keep_points``: keep the feasible points each component's check found
+    (``Analysis.points``, keyed by the component's set of variables). ``hints``: such points
+    from an earlier analysis of the same system under tighter bounds, tried first on every
+    component with the same variables (each checked against every row before use: see
+    ``lp.hinted_ranges``)."""
     n = system.n_cells
     if previous_state is None:
         res = Analysis(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool), np.ones(n, bool), {}, [], [])
@@ -346,10 +357,26 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             fb = (np.concatenate([fallback[0][cells], np.zeros(neq), np.zeros(len(ges))]),
                   np.concatenate([fallback[1][cells], np.zeros(neq), np.full(len(ges), np.inf)]))
         tloc = np.flatnonzero(targets[cells])
+        key = _var_key(vars_)
+        pts = None
+        if hints and key in hints:
+            # hints are over the variables; the cell form also has one column per cell
+            pts = hints[key][1]
+            if n_def:
+                Cc = C[cells][:, vars_]
+                pts = [np.concatenate([v, Cc @ v]) for v in pts]
         jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, len(ges), tloc, policy, want_binding,
-                                     int(c) + 1, exact_all, fb)))
-    for (c, cells, args), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
+                                     int(c) + 1, exact_all, fb, pts), vars_))
+    if os.environ.get("OUTCOMES_DISCLOSURE_DEBUG") and hints is not None:
+        print(f"  [analyse] {sum(j[2][-1] is not None for j in jobs)} of {len(jobs)} components have hints "
+              f"({len(hints)} kept)", flush=True)
+    for (c, cells, args, vars_), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
         nce, tloc = args[3], args[6]
+        if keep_points and r.points:
+            nv = len(vars_)
+            key = _var_key(vars_)
+            kept = res.points[key][1] if key in res.points else []
+            res.points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-KEEP_POINTS_PER_COMPONENT:])
         if fell_back:
             res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
                              "checked without them")
@@ -364,6 +391,15 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             rows = rows[rows < nce]
             res.binding[int(cells[tloc[t]])] = cells[rows]
     return res
+
+
+#: points kept per component over an engine's rounds (the newest; ~16 MB at 20,000 variables)
+KEEP_POINTS_PER_COMPONENT = 100
+
+
+def _var_key(vars_: np.ndarray) -> tuple[int, bytes]:
+    """Identity of a component's (sorted) set of variables."""
+    return len(vars_), hashlib.blake2b(np.asarray(vars_, dtype=np.int64).tobytes(), digest_size=16).digest()
 
 
 #: write large components in the sparser "cell form" (see ``_cell_form``)
@@ -438,7 +474,24 @@ PARALLEL_MIN_VARS = 1500
 
 def _check_component(args):
     """Check one component (a picklable job; see ``analyse``). Returns (result, fell_back)."""
-    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb = args
+    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints = args
+    pre = None
+    if hints and not exact_all:
+        # targets the hints prove safe need no LP; the rest are checked as usual
+        pre = hinted_ranges(A, rlo, rhi, tloc, policy.protection_width, hints)
+        rest = np.flatnonzero(~pre.safe)
+        if os.environ.get("OUTCOMES_DISCLOSURE_DEBUG"):
+            print(f"  [hints] nt={len(tloc)} vars={A.shape[1]}: {len(tloc) - len(rest)} proven by "
+                  f"{len(hints)} hints", flush=True)
+        if len(rest) == 0:
+            return pre, False
+        if len(rest) < len(tloc):
+            r, fell_back = _check_component((A, rlo, rhi, nce, neq, nge, tloc[rest], policy, want_binding,
+                                              seed, exact_all, fb, None))
+            pre.lo[rest], pre.hi[rest], pre.exact[rest], pre.safe[rest] = r.lo, r.hi, r.exact, r.safe
+            pre.feasible, pre.solves, pre.points = r.feasible, r.solves, r.points
+            pre.binding = {int(rest[t]): rows for t, rows in r.binding.items()}
+            return pre, fell_back
     r = None
     if nge and not exact_all:
         r = _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed)
@@ -540,6 +593,7 @@ def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):
                            want_binding=want_binding, seed=seed)
         out.feasible = r.feasible
         out.lo[redo], out.hi[redo], out.exact[redo], out.safe[redo] = r.lo, r.hi, r.exact, r.safe
+        out.points = r.points
         for t, rows in r.binding.items():
             out.binding[int(redo[t])] = rows
     del INF, nrow, nb
@@ -567,8 +621,13 @@ def audit_release(
     area_members: pd.DataFrame,
     policy: Policy,
     previous: dict[str, pd.DataFrame] | None = None,
+    hints: dict | None = None,
 ) -> AuditResult:
-    """Audit published tables (NA = suppressed) against the protection rule."""
+    """Audit published tables (NA = suppressed) against the protection rule.
+
+    ``hints``: feasible points the suppression engine found (``secondary_suppress(points=...)``),
+    tried first; each is checked against every published value and relation before it counts
+    (``lp.hinted_ranges``), so they save time and never change a verdict's basis."""
     result = AuditResult()
     names = [n for n in published if n in meta]
     if not names:
@@ -585,7 +644,7 @@ def audit_release(
     lo, hi, _ = combine_previous(lo, hi, plo, phi)
     targets = target_mask(base[0], base[1], suppressed, policy)
     comps = split_components(system, (~suppressed) & (hi <= 0), base[0], base[1])
-    an = analyse(system, comps, lo, hi, targets, policy, fallback=base)
+    an = analyse(system, comps, lo, hi, targets, policy, fallback=base, hints=hints)
     result.notes.extend(an.notes)
     infeasible_cells = np.isin(comps.cell_comp, an.infeasible) if an.infeasible else np.zeros(len(counts), bool)
     for n in names:

@@ -67,11 +67,13 @@ def protect(
     meta = table_meta_from_draft(draft)
     true_tables = {t.name: t.data for t in draft.tables}
     primary = {name: primary_mask(df["count"].to_numpy(), policy) for name, df in true_tables.items()}
+    # feasible points the engine finds, which the audit tries first (each checked before use)
+    points: dict = {}
     if policy.secondary_suppression:
         if progress:
             progress("secondary suppression")
         suppressed = secondary.secondary_suppress(
-            true_tables, meta, draft.area_members, policy, primary, previous=previous
+            true_tables, meta, draft.area_members, policy, primary, previous=previous, points=points
         )
     else:
         suppressed = {name: mask.copy() for name, mask in primary.items()}
@@ -82,7 +84,8 @@ def protect(
         for attempt in range(REPAIR_ATTEMPTS + 1):
             if progress:
                 progress("audit")
-            result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous)
+            result = audit_mod.audit_release(published, meta, draft.area_members, policy, previous=previous,
+                                             hints=points)
             checkpoint("gate:audited")
             failing = {n: np.asarray(t.failing_rows, dtype=np.int64)
                        for n, t in result.tables.items() if t.failing_rows}
@@ -96,7 +99,8 @@ def protect(
                 progress(f"audit found {sum(len(v) for v in failing.values())} under-protected cell(s): "
                          "suppressing more")
             suppressed = secondary.secondary_suppress(
-                true_tables, meta, draft.area_members, policy, suppressed, previous=previous, must_fix=failing
+                true_tables, meta, draft.area_members, policy, suppressed, previous=previous, must_fix=failing,
+                points=points,
             )
             published = _apply(true_tables, suppressed, policy)
         if not result.passed:

@@ -71,10 +71,15 @@ def secondary_suppress(
     primary: dict[str, np.ndarray],
     previous: dict[str, pd.DataFrame] | None = None,
     must_fix: dict[str, np.ndarray] | None = None,
+    points: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Suppression masks (per table) that satisfy the protection rule, starting from
     ``primary``. ``must_fix`` names cells (table -> row positions) an audit found
-    under-protected: each gets a complement among its related cells before anything else."""
+    under-protected: each gets a complement among its related cells before anything else.
+    ``points``: if given, filled with the feasible points the LP rounds found (per component;
+    see ``audit.Analysis.points``), for the audit to start from (``audit_release(hints=...)``);
+    suppressing more only relaxes the system, so they stay feasible for the final masks.
+    A dict that already holds points (from an earlier call on the same release) is added to."""
     names = list(tables)
     if not names:
         return {}
@@ -83,6 +88,8 @@ def secondary_suppress(
     truth = np.concatenate([np.asarray(tables[n]["count"], dtype=np.int64) for n in names])
     mask = np.concatenate([np.asarray(primary[n], dtype=bool) for n in names])
     engine = _Engine(system, truth, mask, policy, tables, meta, previous)
+    if points is not None:
+        engine.points = points
     if must_fix:
         engine.fix([system.slices[n].start + int(i) for n, rows in must_fix.items() if n in system.slices
                     for i in rows])
@@ -103,6 +110,7 @@ class _Engine:
         self.rounds = 0
         self.added_screen = 0
         self.added_lp = 0
+        self.points: dict | None = None
         # the simple relation of each term, and the inequality rows both ways (for ``_related``)
         ptr = system.relations_ptr
         self.rel_of = np.repeat(np.arange(max(len(ptr) - 1, 0)), np.diff(ptr)) if len(ptr) else ptr
@@ -243,7 +251,9 @@ class _Engine:
             todo = targets if check is None else targets & check
             comps_todo = set(np.unique(comps.cell_comp[todo]).tolist()) - {-1}
             state = analyse(self.s, comps, lo, hi, todo, self.p, only=comps_todo, want_binding=True,
-                            fallback=base, previous_state=state)
+                            fallback=base, previous_state=state, keep_points=self.points is not None)
+            if self.points is not None:
+                self.points.update(state.points)
             leaks = np.flatnonzero(targets & ~state.safe)
             if len(leaks) == 0:
                 break

@@ -1,0 +1,89 @@
+"""The audit may start from the suppression engine's feasible points ("hints"); they can
+save it work but must never decide a verdict on trust.
+
+* ``hinted_ranges`` on a hand-made system: a feasible hint widens the range seen, an
+  infeasible one is ignored;
+* the engine's points, as the gate passes them, prove cells in the audit, and the audit's
+  verdicts are the same with and without them (random linked tables, every preset);
+* points the engine found on a *more* suppressed release are not feasible for a release that
+  leaks, and cannot make it pass (sdcTable's two-per-line case, whose w|b = 47 is exactly
+  computable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from pipelines.framework.disclosure import audit as audit_mod
+from pipelines.framework.disclosure.audit import audit_release
+from pipelines.framework.disclosure.lp import hinted_ranges
+from pipelines.framework.disclosure.policy import load_policy, preset_names
+from pipelines.framework.disclosure.primary import primary_mask
+from pipelines.framework.disclosure.secondary import secondary_suppress
+
+from ._util import publish
+from .test_property import LSOAS, SEXES, build
+from .test_published_cases import COL, SDC_BANDS, SDC_INNER, SDC_SUPPRESSED, exact_policy, hide, two_way
+
+
+def test_hinted_ranges_use_feasible_points_only():
+    # x1 + x2 = 10, x1 <= 9; target: x1
+    A = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0]]))
+    lo, hi = np.array([10.0, 0.0]), np.array([10.0, 9.0])
+    feasible = [np.array([2.0, 8.0]), np.array([7.0, 3.0])]
+    r = hinted_ranges(A, lo, hi, np.array([1]), 5, feasible)
+    assert (r.lo[0], r.hi[0], bool(r.safe[0])) == (2.0, 7.0, True)      # 2..7: six values
+    # breaks the first row; and breaks x1 <= 9; and a negative variable: none may count
+    bad = [np.array([0.0, 1.0]), np.array([10.0, 0.0]), np.array([12.0, -2.0]), np.array([2.0])]
+    r = hinted_ranges(A, lo, hi, np.array([1]), 5, feasible[:1] + bad)
+    assert (r.lo[0], r.hi[0], bool(r.safe[0])) == (2.0, 2.0, False)
+    assert not r.exact.any()       # seen values, never claimed as the exact range
+
+
+@pytest.mark.parametrize("policy_name", preset_names())
+def test_engine_points_prove_cells_without_changing_a_verdict(monkeypatch, policy_name):
+    proven = []
+    real = audit_mod.hinted_ranges
+
+    def counting(*args):
+        r = real(*args)
+        proven.append(int(r.safe.sum()))
+        return r
+
+    monkeypatch.setattr(audit_mod, "hinted_ranges", counting)
+    policy = load_policy(policy_name)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        fine = rng.poisson(1.5, size=(len(LSOAS), 12, len(SEXES)))
+        tables, meta, am = build(fine, [(0, 1), (2, 3)], [(1, 2), (0, 3)], 12)
+        primary = {n: primary_mask(t["count"].to_numpy(), policy) for n, t in tables.items()}
+        points: dict = {}
+        mask = secondary_suppress(tables, meta, am, policy, primary, points=points)
+        assert points, "the engine kept no points"
+        published = {n: publish(tables[n], mask[n], policy) for n in tables}
+        with_hints = audit_release(published, meta, am, policy, hints=points)
+        without = audit_release(published, meta, am, policy)
+        assert with_hints.passed and without.passed
+        for n in tables:
+            assert with_hints.tables[n].failing_rows == without.tables[n].failing_rows == ()
+    assert sum(proven) > 0, "the hints proved no cell: this test would prove nothing"
+
+
+def test_points_of_a_safer_release_cannot_pass_a_leaking_one():
+    tables, meta, am = two_way(SDC_INNER, SDC_BANDS)
+    df = tables["t"]
+    prim = np.zeros(len(df), bool)
+    for r, c in SDC_SUPPRESSED:
+        prim |= (df.area_code == r).to_numpy() & (df.age_band == COL[c]).to_numpy()
+    pol = exact_policy(threshold=50)
+    points: dict = {}
+    mask = secondary_suppress(tables, meta, am, pol, {"t": prim}, points=points)["t"]
+    assert (mask & ~prim).any() and points    # the engine hid one more cell, and kept its points
+    # the nine published suppressions alone: w|b = 47 exactly (rows w+x against columns a+c)
+    leaking = {"t": hide(df, [(r, COL[c]) for r, c in SDC_SUPPRESSED])}
+    res = audit_release(leaking, meta, am, pol, hints=points)
+    assert not res.passed
+    assert res.tables["t"].worst_cell["area_code"] == "w" and res.tables["t"].worst_cell["age_band"] == "10-19"
+    assert res.tables["t"].worst_range == (47.0, 47.0)
