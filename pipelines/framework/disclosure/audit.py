@@ -376,7 +376,8 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             nv = len(vars_)
             key = _var_key(vars_)
             kept = res.points[key][1] if key in res.points else []
-            res.points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-KEEP_POINTS_PER_COMPONENT:])
+            keep = max(KEEP_POINTS_MIN, min(KEEP_POINTS_PER_COMPONENT, KEEP_VALUES_PER_COMPONENT // max(nv, 1)))
+            res.points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-keep:])
         if fell_back:
             res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
                              "checked without them")
@@ -393,8 +394,12 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
     return res
 
 
-#: points kept per component over an engine's rounds (the newest; ~16 MB at 20,000 variables)
+#: points kept per component over an engine's rounds (the newest): at most this many, and at
+#: most ``KEEP_VALUES_PER_COMPONENT`` values (16 MB) but never fewer than ``KEEP_POINTS_MIN``
+#: points, so that memory stays bounded on very large components (10^6-cell releases)
 KEEP_POINTS_PER_COMPONENT = 100
+KEEP_VALUES_PER_COMPONENT = 2_000_000
+KEEP_POINTS_MIN = 10
 
 
 def _var_key(vars_: np.ndarray) -> tuple[int, bytes]:
