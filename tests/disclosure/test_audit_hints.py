@@ -25,7 +25,7 @@ from pipelines.framework.disclosure.secondary import secondary_suppress
 
 from ._util import publish
 from .test_property import LSOAS, SEXES, build
-from .test_published_cases import COL, SDC_BANDS, SDC_INNER, SDC_SUPPRESSED, exact_policy, hide, two_way
+from .test_published_cases import COL, SDC_BANDS, SDC_INNER, SDC_SUPPRESSED, exact_policy, hide, sdc_nine, two_way
 
 
 def test_hinted_ranges_use_feasible_points_only():
@@ -74,9 +74,7 @@ def test_engine_points_prove_cells_without_changing_a_verdict(monkeypatch, polic
 def test_points_of_a_safer_release_cannot_pass_a_leaking_one():
     tables, meta, am = two_way(SDC_INNER, SDC_BANDS)
     df = tables["t"]
-    prim = np.zeros(len(df), bool)
-    for r, c in SDC_SUPPRESSED:
-        prim |= (df.area_code == r).to_numpy() & (df.age_band == COL[c]).to_numpy()
+    prim = sdc_nine(df)
     pol = exact_policy(threshold=50)
     points: dict = {}
     mask = secondary_suppress(tables, meta, am, pol, {"t": prim}, points=points)["t"]

@@ -99,6 +99,14 @@ SDC_SUPPRESSED = [("w", "a"), ("w", "b"), ("w", "c"), ("x", "a"), ("x", "c"), ("
 COL = dict(zip("abcd", SDC_BANDS))
 
 
+def sdc_nine(df: pd.DataFrame) -> np.ndarray:
+    """Mask of sdcTable's nine suppressed cells in ``two_way(SDC_INNER, SDC_BANDS)``."""
+    mask = np.zeros(len(df), bool)
+    for r, c in SDC_SUPPRESSED:
+        mask |= (df.area_code == r).to_numpy() & (df.age_band == COL[c]).to_numpy()
+    return mask
+
+
 def test_sdctable_two_per_line_yet_exactly_computable():
     tables, meta, am = two_way(SDC_INNER, SDC_BANDS)
     cells = [(r, COL[c]) for r, c in SDC_SUPPRESSED]
@@ -120,9 +128,7 @@ def test_sdctable_two_per_line_yet_exactly_computable():
 def test_sdctable_engine_repairs_with_one_small_complement():
     tables, meta, am = two_way(SDC_INNER, SDC_BANDS)
     df = tables["t"]
-    prim = np.zeros(len(df), bool)
-    for r, c in SDC_SUPPRESSED:
-        prim |= (df.area_code == r).to_numpy() & (df.age_band == COL[c]).to_numpy()
+    prim = sdc_nine(df)
     pol = exact_policy(threshold=50)
     mask = secondary_suppress(tables, meta, am, pol, {"t": prim})["t"]
     added = df[mask & ~prim]
@@ -216,9 +222,7 @@ def test_gate_repairs_what_the_engine_missed(monkeypatch):
                          area_members=am, areas=pd.DataFrame())
     pol = Policy("test", "test", threshold=50, suppress_small=False, zeros_shown=False, rounding="none",
                  rounding_base=1, secondary_suppression=True)
-    nine = np.zeros(len(df), bool)
-    for r, c in SDC_SUPPRESSED:
-        nine |= (df.area_code == r).to_numpy() & (df.age_band == COL[c]).to_numpy()
+    nine = sdc_nine(df)
     real = secondary.secondary_suppress
     calls: list[dict | None] = []
 

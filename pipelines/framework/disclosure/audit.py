@@ -287,20 +287,17 @@ class Analysis:
     binding: dict[int, np.ndarray]   # leaking cell -> cells whose published value narrows it
     infeasible: list[int]
     notes: list[str]
-    #: feasible points found, per component: variable-set key -> (variables, [values, ...])
-    #: (see ``lp.hinted_ranges``; kept only when asked for)
-    points: dict = field(default_factory=dict)
 
 
 def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndarray,
             targets: np.ndarray, policy: Policy, *, only: set[int] | None = None,
             want_binding: bool = False, fallback: tuple[np.ndarray, np.ndarray] | None = None,
             previous_state: "Analysis | None" = None, exact_all: bool = False,
-            hints: dict | None = None, keep_points: bool = False) -> Analysis:
+            hints: dict | None = None, keep_points: dict | None = None) -> Analysis:
     """Check the rule for every target cell, component by component.
 
-    ``keep_points``: keep the feasible points each component's check found
-    (``Analysis.points``, keyed by the component's set of variables). ``hints``: such points
+    ``keep_points``: a dict to which the feasible points each component's check found are
+    added (variable-set key -> (variables, [values, ...]); the newest kept). ``hints``: such points
     from an earlier analysis of the same system under tighter bounds, tried first on every
     component with the same variables (each checked against every row before use: see
     ``lp.hinted_ranges``)."""
@@ -372,12 +369,12 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
               f"({len(hints)} kept)", flush=True)
     for (c, cells, args, vars_), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
         nce, tloc = args[3], args[6]
-        if keep_points and r.points:
+        if keep_points is not None and r.points:
             nv = len(vars_)
             key = _var_key(vars_)
-            kept = res.points[key][1] if key in res.points else []
+            kept = keep_points[key][1] if key in keep_points else []
             keep = max(KEEP_POINTS_MIN, min(KEEP_POINTS_PER_COMPONENT, KEEP_VALUES_PER_COMPONENT // max(nv, 1)))
-            res.points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-keep:])
+            keep_points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-keep:])
         if fell_back:
             res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
                              "checked without them")

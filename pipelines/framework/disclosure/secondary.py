@@ -77,7 +77,7 @@ def secondary_suppress(
     ``primary``. ``must_fix`` names cells (table -> row positions) an audit found
     under-protected: each gets a complement among its related cells before anything else.
     ``points``: if given, filled with the feasible points the LP rounds found (per component;
-    see ``audit.Analysis.points``), for the audit to start from (``audit_release(hints=...)``);
+    see ``audit.analyse(keep_points=...)``), for the audit to start from (``audit_release(hints=...)``);
     suppressing more only relaxes the system, so they stay feasible for the final masks.
     A dict that already holds points (from an earlier call on the same release) is added to."""
     names = list(tables)
@@ -251,9 +251,7 @@ class _Engine:
             todo = targets if check is None else targets & check
             comps_todo = set(np.unique(comps.cell_comp[todo]).tolist()) - {-1}
             state = analyse(self.s, comps, lo, hi, todo, self.p, only=comps_todo, want_binding=True,
-                            fallback=base, previous_state=state, keep_points=self.points is not None)
-            if self.points is not None:
-                self.points.update(state.points)
+                            fallback=base, previous_state=state, keep_points=self.points)
             leaks = np.flatnonzero(targets & ~state.safe)
             if len(leaks) == 0:
                 break
