@@ -363,15 +363,14 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
                 Cc = C[cells][:, vars_]
                 pts = [np.concatenate([v, Cc @ v]) for v in pts]
         jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, len(ges), tloc, policy, want_binding,
-                                     int(c) + 1, exact_all, fb, pts), vars_))
+                                     int(c) + 1, exact_all, fb, pts), vars_, key))
     if os.environ.get("OUTCOMES_DISCLOSURE_DEBUG") and hints is not None:
         print(f"  [analyse] {sum(j[2][-1] is not None for j in jobs)} of {len(jobs)} components have hints "
               f"({len(hints)} kept)", flush=True)
-    for (c, cells, args, vars_), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
+    for (c, cells, args, vars_, key), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
         nce, tloc = args[3], args[6]
         if keep_points is not None and r.points:
             nv = len(vars_)
-            key = _var_key(vars_)
             kept = keep_points[key][1] if key in keep_points else []
             keep = max(KEEP_POINTS_MIN, min(KEEP_POINTS_PER_COMPONENT, KEEP_VALUES_PER_COMPONENT // max(nv, 1)))
             keep_points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-keep:])
@@ -477,7 +476,6 @@ PARALLEL_MIN_VARS = 1500
 def _check_component(args):
     """Check one component (a picklable job; see ``analyse``). Returns (result, fell_back)."""
     A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints = args
-    pre = None
     if hints and not exact_all:
         # targets the hints prove safe need no LP; the rest are checked as usual
         pre = hinted_ranges(A, rlo, rhi, tloc, policy.protection_width, hints)

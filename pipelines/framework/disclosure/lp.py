@@ -177,7 +177,7 @@ class ComponentLP:
         idx = np.arange(self.n_cols, dtype=np.int32)
         self.h.changeColsBounds(self.n_cols, idx, np.zeros(self.n_cols), np.asarray(hi, float))
         self._col_lo = np.zeros(self.n_cols)
-        self._col_hi = np.asarray(hi, float)
+        self._col_hi = np.array(hi, dtype=float)   # a copy: ``set_cols_bounds`` writes into it
 
     def set_cols_bounds(self, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         """New bounds for some columns (kept here too, for ``feasible_point``)."""
