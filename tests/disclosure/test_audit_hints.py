@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from pipelines.framework.disclosure import audit as audit_mod
 from pipelines.framework.disclosure.audit import audit_release
-from pipelines.framework.disclosure.lp import hinted_ranges
+from pipelines.framework.disclosure.lp import PointLog, hinted_ranges
 from pipelines.framework.disclosure.policy import load_policy, preset_names
 from pipelines.framework.disclosure.primary import primary_mask
 from pipelines.framework.disclosure.secondary import secondary_suppress
@@ -85,3 +85,78 @@ def test_points_of_a_safer_release_cannot_pass_a_leaking_one():
     assert not res.passed
     assert res.tables["t"].worst_cell["area_code"] == "w" and res.tables["t"].worst_cell["age_band"] == "10-19"
     assert res.tables["t"].worst_range == (47.0, 47.0)
+
+
+def test_point_log_gives_back_every_point():
+    rng = np.random.default_rng(5)
+    pts = [rng.uniform(0, 9, size=40)]
+    for _ in range(30):
+        x = pts[-1].copy()
+        k = rng.choice(40, size=rng.integers(0, 6), replace=False)
+        x[k] = rng.uniform(0, 9, size=len(k))
+        pts.append(x)
+    log = PointLog()
+    for x in pts:
+        log.add(x)
+    log.drop_last()
+    back = list(log.points())
+    assert len(log) == len(back) == 31
+    assert all(np.array_equal(a, b) for a, b in zip(back, pts))
+    assert log.values < 40 * 31 // 2          # kept as differences, not whole points
+    cut = list(log.first(25).points())
+    assert all(np.array_equal(a, b[:25]) for a, b in zip(cut, pts))
+
+
+def _engine_points(policy, seed):
+    rng = np.random.default_rng(seed)
+    fine = rng.poisson(1.5, size=(len(LSOAS), 12, len(SEXES)))
+    tables, meta, am = build(fine, [(0, 1), (2, 3)], [(1, 2), (0, 3)], 12)
+    primary = {n: primary_mask(t["count"].to_numpy(), policy) for n, t in tables.items()}
+    points: dict = {}
+    mask = secondary_suppress(tables, meta, am, policy, primary, points=points)
+    published = {n: publish(tables[n], mask[n], policy) for n in tables}
+    return published, meta, am, points
+
+
+def test_logged_exact_points_prove_more_cells_and_corrupt_ones_none(monkeypatch):
+    """The exact stage's optimal points, kept as ``PointLog``s, prove cells the sweeps'
+    points alone do not; the verdicts stay those of the audit without hints; and a log
+    whose points were tampered with (one value moved far, so a relation breaks) proves
+    nothing more than no log at all."""
+    proven: list[int] = []
+    real = audit_mod.hinted_ranges
+
+    def counting(*args):
+        r = real(*args)
+        proven.append(int(r.safe.sum()))
+        return r
+
+    monkeypatch.setattr(audit_mod, "hinted_ranges", counting)
+    policy = load_policy("suppress-under-10")
+    totals = {"logs": 0, "no logs": 0, "corrupt": 0}
+    for seed in range(3):
+        published, meta, am, points = _engine_points(policy, seed)
+        assert any(len(v[2]) for v in points.values()), "the engine logged no exact point"
+        corrupt = {}
+        for key, (vars_, dense, logs) in points.items():
+            bad = []
+            for log in logs:
+                b = log.first(len(vars_))
+                b.base = b.base.copy()
+                b.base[0] += 1000.0       # every later point keeps it: each breaks a relation
+                b.diffs = [(i[i != 0], v[i != 0]) for i, v in b.diffs]
+                bad.append(b)
+            corrupt[key] = (vars_, dense, bad)
+        variants = {"logs": points, "no logs": {k: (v[0], v[1], []) for k, v in points.items()},
+                    "corrupt": corrupt}
+        verdicts = []
+        for name, hints in variants.items():
+            proven.clear()
+            res = audit_release(published, meta, am, policy, hints=hints)
+            totals[name] += sum(proven)
+            verdicts.append({n: t.failing_rows for n, t in res.tables.items()})
+            assert res.passed
+        verdicts.append({n: t.failing_rows for n, t in audit_release(published, meta, am, policy).tables.items()})
+        assert all(v == verdicts[-1] for v in verdicts)
+    assert totals["logs"] > totals["no logs"], totals
+    assert totals["corrupt"] == totals["no logs"], totals

@@ -297,7 +297,9 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
     """Check the rule for every target cell, component by component.
 
     ``keep_points``: a dict to which the feasible points each component's check found are
-    added (variable-set key -> (variables, [values, ...]); the newest kept). ``hints``: such points
+    added (variable-set key -> (variables, [values, ...], [PointLog, ...]): the sweeps' points,
+    the newest kept, and the exact stages' optimal points, as ``lp.PointLog``s, the oldest
+    dropped past ``KEEP_LOG_VALUES_PER_COMPONENT``). ``hints``: such points
     from an earlier analysis of the same system under tighter bounds, tried first on every
     component with the same variables (each checked against every row before use: see
     ``lp.hinted_ranges``)."""
@@ -358,10 +360,9 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
         pts = None
         if hints and key in hints:
             # hints are over the variables; the cell form also has one column per cell
-            pts = hints[key][1]
-            if n_def:
-                Cc = C[cells][:, vars_]
-                pts = [np.concatenate([v, Cc @ v]) for v in pts]
+            # (its values worked out as each point is read: see ``_hint_points``)
+            pts = (hints[key][1], hints[key][2] if len(hints[key]) > 2 else [],
+                   C[cells][:, vars_].tocsr() if n_def else None)
         jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, len(ges), tloc, policy, want_binding,
                                      int(c) + 1, exact_all, fb, pts), vars_, key))
     if os.environ.get("OUTCOMES_DISCLOSURE_DEBUG") and hints is not None:
@@ -369,11 +370,14 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
               f"({len(hints)} kept)", flush=True)
     for (c, cells, args, vars_, key), (r, fell_back) in zip(jobs, _run_jobs([j[2] for j in jobs])):
         nce, tloc = args[3], args[6]
-        if keep_points is not None and r.points:
+        if keep_points is not None and (r.points or r.exact_points):
             nv = len(vars_)
-            kept = keep_points[key][1] if key in keep_points else []
+            kept, logs = keep_points[key][1:] if key in keep_points else ([], [])
             keep = max(KEEP_POINTS_MIN, min(KEEP_POINTS_PER_COMPONENT, KEEP_VALUES_PER_COMPONENT // max(nv, 1)))
-            keep_points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-keep:])
+            logs = logs + [log.first(nv) for log in r.exact_points]
+            while sum(log.values for log in logs) > KEEP_LOG_VALUES_PER_COMPONENT and len(logs) > 1:
+                logs.pop(0)
+            keep_points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-keep:], logs)
         if fell_back:
             res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
                              "checked without them")
@@ -396,6 +400,18 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
 KEEP_POINTS_PER_COMPONENT = 100
 KEEP_VALUES_PER_COMPONENT = 2_000_000
 KEEP_POINTS_MIN = 10
+#: the exact stages' points (``lp.PointLog``, as differences) kept per component: at most
+#: this many numbers (the oldest logs dropped first; 240 MB at most)
+KEEP_LOG_VALUES_PER_COMPONENT = 20_000_000
+
+
+def _hint_points(hints):
+    """The points of a component's hints (dense points, point logs, and the cell-sum block
+    when the model is in cell form), one at a time, each over the model's columns."""
+    dense, logs, Cc = hints
+    for log in [dense] + [log.points() for log in logs]:
+        for v in log:
+            yield v if Cc is None else np.concatenate([v, Cc @ v])
 
 
 def _var_key(vars_: np.ndarray) -> tuple[int, bytes]:
@@ -478,18 +494,18 @@ def _check_component(args):
     A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints = args
     if hints and not exact_all:
         # targets the hints prove safe need no LP; the rest are checked as usual
-        pre = hinted_ranges(A, rlo, rhi, tloc, policy.protection_width, hints)
+        pre = hinted_ranges(A, rlo, rhi, tloc, policy.protection_width, _hint_points(hints))
         rest = np.flatnonzero(~pre.safe)
         if os.environ.get("OUTCOMES_DISCLOSURE_DEBUG"):
             print(f"  [hints] nt={len(tloc)} vars={A.shape[1]}: {len(tloc) - len(rest)} proven by "
-                  f"{len(hints)} hints", flush=True)
+                  f"{len(hints[0])} hints and {sum(len(log) for log in hints[1])} logged points", flush=True)
         if len(rest) == 0:
             return pre, False
         if len(rest) < len(tloc):
             r, fell_back = _check_component((A, rlo, rhi, nce, neq, nge, tloc[rest], policy, want_binding,
                                               seed, exact_all, fb, None))
             pre.lo[rest], pre.hi[rest], pre.exact[rest], pre.safe[rest] = r.lo, r.hi, r.exact, r.safe
-            pre.feasible, pre.solves, pre.points = r.feasible, r.solves, r.points
+            pre.feasible, pre.solves, pre.points, pre.exact_points = r.feasible, r.solves, r.points, r.exact_points
             pre.binding = {int(rest[t]): rows for t, rows in r.binding.items()}
             return pre, fell_back
     r = None
@@ -593,7 +609,7 @@ def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):
                            want_binding=want_binding, seed=seed)
         out.feasible = r.feasible
         out.lo[redo], out.hi[redo], out.exact[redo], out.safe[redo] = r.lo, r.hi, r.exact, r.safe
-        out.points = r.points
+        out.points, out.exact_points = r.points, r.exact_points
         for t, rows in r.binding.items():
             out.binding[int(redo[t])] = rows
     del INF, nrow, nb

@@ -78,11 +78,66 @@ def checked_point(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, x: n
     return x
 
 
+class PointLog:
+    """Feasible points in little memory: the first whole, each later one as the entries
+    where it differs from the one before (consecutive solutions of one warm-started model
+    differ in about a tenth of their entries). ``points()`` gives them back whole.
+
+    Why: the exact stage's optimal points prove most of the cells the engine proves one by
+    one, and the audit can check them instead of solving again (see ``hinted_ranges``)."""
+
+    def __init__(self) -> None:
+        self.base: np.ndarray | None = None
+        self.diffs: list[tuple[np.ndarray, np.ndarray]] = []
+        self._last: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.base is None else 1 + len(self.diffs)
+
+    @property
+    def values(self) -> int:
+        """Numbers held (the base point's length plus every difference's)."""
+        return (0 if self.base is None else len(self.base)) + sum(len(i) for i, _ in self.diffs)
+
+    def add(self, x: np.ndarray) -> None:
+        x = np.asarray(x, float)
+        if self.base is None:
+            self.base = x.copy()
+        else:
+            idx = np.flatnonzero(x != self._last).astype(np.int32)
+            self.diffs.append((idx, x[idx].copy()))
+        self._last = x.copy()
+
+    def points(self):
+        if self.base is None:
+            return
+        x = self.base.copy()
+        yield x.copy()
+        for idx, val in self.diffs:
+            x[idx] = val
+            yield x.copy()
+
+    def first(self, n: int) -> "PointLog":
+        """The same points cut to their first ``n`` entries (the variables of a cell-form model)."""
+        out = PointLog()
+        if self.base is not None:
+            out.base = self.base[:n].copy()
+            for idx, val in self.diffs:
+                keep = idx < n
+                out.diffs.append((idx[keep], val[keep]))
+        out._last = None
+        return out
+
+    def drop_last(self) -> None:
+        """Forget where the log ended (a finished log is only read)."""
+        self._last = None
+
+
 def hinted_ranges(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, targets: np.ndarray,
-                  width: int, hints: list[np.ndarray]) -> RangeResult:
+                  width: int, hints) -> RangeResult:
     """Ranges seen of rows ``targets`` over the ``hints`` that are feasible points of
     ``row_lo <= A x <= row_hi, x >= 0`` (each checked by ``checked_point``; the others are
-    ignored), and which targets they prove safe.
+    ignored), and which targets they prove safe. ``hints``: any iterable of points (read once).
 
     Why: the suppression engine's checks find feasible points of the same system under
     tighter bounds (suppressing a cell only relaxes its row), so they stay feasible for the
@@ -376,7 +431,8 @@ def _capped_sweeps(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, tar
 
 def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_seen: np.ndarray,
                  hi_seen: np.ndarray, exact: np.ndarray, safe: np.ndarray, threshold: int, width: int,
-                 want_binding: bool, exact_all: bool) -> tuple[dict[int, np.ndarray], bool]:
+                 want_binding: bool, exact_all: bool,
+                 log: PointLog | None = None) -> tuple[dict[int, np.ndarray], bool]:
     """Exact min (and max, unless the min and the largest value seen already settle it) of
     each target in ``order``, updating the arrays in place. Every optimal point found is also
     a witness for the targets still open in ``order``. Returns (binding rows of each leaking
@@ -395,6 +451,8 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
             status, x, y = model.solve(idx, val, maximize)
             if status == "optimal":
                 bounds[k] = float((row @ x)[0])
+                if log is not None:
+                    log.add(x)
                 if not exact_all:
                     record_witness(AT, x, order[~safe[order]], lo_seen, hi_seen, safe, width)
                 if want_binding:
@@ -450,9 +508,11 @@ def _exact_share(args):
     model.first_solve()
     lo_seen, hi_seen, safe = lo_seen.copy(), hi_seen.copy(), safe.copy()
     exact = np.zeros(len(safe), dtype=bool)
+    log = PointLog()
     binding, feasible = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold, width,
-                                     want_binding, False)
-    return lo_seen[share], hi_seen[share], exact[share], safe[share], binding, feasible, model.solves
+                                     want_binding, False, log)
+    log.drop_last()
+    return lo_seen[share], hi_seen[share], exact[share], safe[share], binding, feasible, model.solves, log
 
 
 @dataclass
@@ -468,6 +528,9 @@ class RangeResult:
     #: ``KEEP_POINTS``), which a later check of a relaxed system can start from
     #: (``hinted_ranges``)
     points: list[np.ndarray] = field(default_factory=list)
+    #: the exact stage's optimal points (``PointLog``s: one per share), kept apart from
+    #: ``points`` because there may be thousands
+    exact_points: list["PointLog"] = field(default_factory=list)
 
 
 def _rule_ok(lo: float, hi: float, threshold: int, width: int) -> bool:
@@ -722,14 +785,20 @@ def protect_ranges(
                 results = None
         if results is None:
             results = [_exact_share(a) for a in args]
-        for share, (lo_s, hi_s, ex_s, safe_s, binding, feasible, solves) in zip(shares, results):
+        for share, (lo_s, hi_s, ex_s, safe_s, binding, feasible, solves, log) in zip(shares, results):
             lo_seen[share], hi_seen[share], exact[share], safe[share] = lo_s, hi_s, ex_s, safe_s
             res.binding.update(binding)
             res.feasible &= feasible
             model.solves += solves
+            if len(log):
+                res.exact_points.append(log)
         order = order[:0]
+    log = PointLog()
     binding, feasible = _exact_stage(model, AT, order, lo_seen, hi_seen, exact, safe, threshold, width,
-                                     want_binding, exact_all)
+                                     want_binding, exact_all, None if exact_all else log)
+    log.drop_last()
+    if len(log):
+        res.exact_points.append(log)
     res.binding.update(binding)
     res.feasible &= feasible
     res.solves = model.solves
