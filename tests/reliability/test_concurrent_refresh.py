@@ -34,9 +34,12 @@ from st_client import Session, Stats  # noqa: E402
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 SESSIONS = 4
-#: every session must show a new release within this long of its publication (the watcher
-#: checks every 3 s; the rest is the page's run on a loaded 2-core CI machine)
-FOLLOW_WITHIN = 20.0
+#: every session must show a new release within this long of its publication. The watcher
+#: checks every 3 s and a page runs in well under a second on a quiet machine; the bound is
+#: loose because CI runs this test beside LP-heavy ones on 2 cores (once, with 20 s, the
+#: idle session showed the rollback's release too late for the test to see it). What the
+#: test proves is that every session follows each release by itself, not how fast.
+FOLLOW_WITHIN = 60.0
 
 
 def _served_id(db: Path) -> bytes:
@@ -116,7 +119,12 @@ def test_sessions_follow_repeated_releases_and_a_rollback(tmp_path, reference_pa
             time.sleep(6)
         assert main(["rollback", "--db", str(db), "--reason", "withdrawn by the refresh test"]) == 0
         events.append((time.monotonic(), _served_id(db)))
-        time.sleep(FOLLOW_WITHIN)
+        # until every session has shown the rollback's release, or the bound has passed
+        deadline = events[-1][0] + FOLLOW_WITHIN
+        while time.monotonic() < deadline and not all(
+                any(events[-1][1] in r.shown for r in s.runs) for s in browsing.sessions):
+            time.sleep(1.0)
+        time.sleep(2.0)      # the other sessions' pages still running may finish
     assert browsing.failure is None, repr(browsing.failure)
 
     # no session saw an error: every page and every watcher run finished cleanly
