@@ -287,13 +287,14 @@ class Analysis:
     binding: dict[int, np.ndarray]   # leaking cell -> cells whose published value narrows it
     infeasible: list[int]
     notes: list[str]
+    deferred: np.ndarray | None = None   # per cell: left unchecked this round (engine only)
 
 
 def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndarray,
             targets: np.ndarray, policy: Policy, *, only: set[int] | None = None,
             want_binding: bool = False, fallback: tuple[np.ndarray, np.ndarray] | None = None,
             previous_state: "Analysis | None" = None, exact_all: bool = False,
-            hints: dict | None = None, keep_points: dict | None = None) -> Analysis:
+            hints: dict | None = None, keep_points: dict | None = None, defer: bool = False) -> Analysis:
     """Check the rule for every target cell, component by component.
 
     ``keep_points``: a dict to which the feasible points each component's check found are
@@ -364,7 +365,7 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             pts = (hints[key][1], hints[key][2] if len(hints[key]) > 2 else [],
                    C[cells][:, vars_].tocsr() if n_def else None)
         jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, len(ges), tloc, policy, want_binding,
-                                     int(c) + 1, exact_all, fb, pts), vars_, key))
+                                     int(c) + 1, exact_all, fb, pts, defer), vars_, key))
     if os.environ.get("OUTCOMES_DISCLOSURE_DEBUG") and hints is not None:
         print(f"  [analyse] {sum(j[2][-1] is not None for j in jobs)} of {len(jobs)} components have hints "
               f"({len(hints)} kept)", flush=True)
@@ -391,6 +392,10 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
         for t, rows in r.binding.items():
             rows = rows[rows < nce]
             res.binding[int(cells[tloc[t]])] = cells[rows]
+        if len(r.deferred):
+            if res.deferred is None:
+                res.deferred = np.zeros(n, dtype=bool)
+            res.deferred[cells[tloc[r.deferred]]] = True
     return res
 
 
@@ -491,7 +496,7 @@ PARALLEL_MIN_VARS = 1500
 
 def _check_component(args):
     """Check one component (a picklable job; see ``analyse``). Returns (result, fell_back)."""
-    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints = args
+    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints, defer = args
     if hints and not exact_all:
         # targets the hints prove safe need no LP; the rest are checked as usual
         pre = hinted_ranges(A, rlo, rhi, tloc, policy.protection_width, _hint_points(hints))
@@ -503,17 +508,18 @@ def _check_component(args):
             return pre, False
         if len(rest) < len(tloc):
             r, fell_back = _check_component((A, rlo, rhi, nce, neq, nge, tloc[rest], policy, want_binding,
-                                              seed, exact_all, fb, None))
+                                              seed, exact_all, fb, None, defer))
             pre.lo[rest], pre.hi[rest], pre.exact[rest], pre.safe[rest] = r.lo, r.hi, r.exact, r.safe
             pre.feasible, pre.solves, pre.points, pre.exact_points = r.feasible, r.solves, r.points, r.exact_points
             pre.binding = {int(rest[t]): rows for t, rows in r.binding.items()}
+            pre.deferred = rest[r.deferred]
             return pre, fell_back
     r = None
     if nge and not exact_all:
-        r = _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed)
+        r = _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer)
     if r is None:
         r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
-                           want_binding=want_binding, seed=seed, exact_all=exact_all)
+                           want_binding=want_binding, seed=seed, exact_all=exact_all, defer=defer)
     if not r.feasible and fb is not None:
         r = protect_ranges(A, fb[0], fb[1], tloc, policy.threshold, policy.protection_width,
                            want_binding=want_binding, seed=seed, exact_all=exact_all)
@@ -546,7 +552,7 @@ def _run_jobs(jobs: list) -> list:
     return [_check_component(j) for j in jobs]
 
 
-def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):
+def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer=False):
     """Check a component whose blocks (measures, or period lengths of a distinct-persons
     measure) are linked only by inequality rows, block by block.
 
@@ -606,12 +612,13 @@ def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed):
     out.solves = 0
     if len(redo):
         r = protect_ranges(A, rlo, rhi, tloc[redo], policy.threshold, policy.protection_width,
-                           want_binding=want_binding, seed=seed)
+                           want_binding=want_binding, seed=seed, defer=defer)
         out.feasible = r.feasible
         out.lo[redo], out.hi[redo], out.exact[redo], out.safe[redo] = r.lo, r.hi, r.exact, r.safe
         out.points, out.exact_points = r.points, r.exact_points
         for t, rows in r.binding.items():
             out.binding[int(redo[t])] = rows
+        out.deferred = redo[r.deferred]
     del INF, nrow, nb
     return out
 

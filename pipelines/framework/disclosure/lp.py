@@ -34,7 +34,11 @@ each feasible range is wide enough, in five steps:
    a whole number (``NEAR_WHOLE``) is solved again from nothing first, since
    warm starts drift;
 5. for narrow targets the row duals of the min/max solves name the published
-   rows that make the range narrow (what the suppression engine relaxes).
+   rows that make the range narrow (what the suppression engine relaxes). For
+   the engine (``want_binding``), a target that shares a row with those
+   binding rows of a leak found earlier in the same stage is skipped
+   (``deferred``): the leak's complement will often mend it too, and the
+   engine checks it again in its next round.
 """
 
 from __future__ import annotations
@@ -303,6 +307,14 @@ class ComponentLP:
 CAPPED_MIN_SHARE = 0.01
 CAPPED_MIN_CELLS = 3
 CAPPED_MAX = 30
+#: engine only, first round only (``protect_ranges(defer=True)``): in the exact stage, skip the
+#: targets that share a row with a binding row of a leak found before them in the same stage
+#: (``RangeResult.deferred``); the engine checks them in its next round, after the leak's
+#: complement, and never defers again (deferring in every round could starve a cell that only
+#: its own complement would mend: a test found one under opensafely-midpoint6). In the first
+#: round one complement mends several leaks (about five on the A&E release), so most skipped
+#: targets need no exact LP at all. ``OUTCOMES_DISCLOSURE_DEFER=0`` turns it off.
+DEFER = os.environ.get("OUTCOMES_DISCLOSURE_DEFER", "1") != "0"
 #: feasible points a check keeps and returns (``RangeResult.points``)
 KEEP_POINTS = 50
 #: the local stage gives up when none of this many cells was decided by it
@@ -432,15 +444,23 @@ def _capped_sweeps(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, tar
 def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_seen: np.ndarray,
                  hi_seen: np.ndarray, exact: np.ndarray, safe: np.ndarray, threshold: int, width: int,
                  want_binding: bool, exact_all: bool,
-                 log: PointLog | None = None) -> tuple[dict[int, np.ndarray], bool]:
+                 log: PointLog | None = None, deferred: list | None = None) -> tuple[dict[int, np.ndarray], bool]:
     """Exact min (and max, unless the min and the largest value seen already settle it) of
     each target in ``order``, updating the arrays in place. Every optimal point found is also
-    a witness for the targets still open in ``order``. Returns (binding rows of each leaking
-    target, whether every LP was feasible)."""
+    a witness for the targets still open in ``order``, and is added to ``log`` if given. With
+    ``deferred`` (a list; engine only), a target sharing a row with a binding row of a leak
+    found before it is skipped and added there (see ``DEFER``). Returns (binding rows of each
+    leaking target, whether every LP was feasible)."""
     binding: dict[int, np.ndarray] = {}
     feasible = True
+    defer = deferred is not None and want_binding and not exact_all
+    near = np.zeros(AT.shape[1], dtype=bool) if defer else None   # columns of the leaks' binding rows
+    skipped = []
     for t in order:
         if safe[t] and not exact_all:
+            continue
+        if defer and near[AT[t].indices].any():
+            skipped.append(int(t))
             continue
         row = AT[t]
         idx, val = row.indices, row.data
@@ -478,6 +498,10 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
         safe[t] = _rule_ok(lo, hi, threshold, width)
         if want_binding and not safe[t]:
             binding[int(t)] = np.unique(np.concatenate(duals)) if duals else np.zeros(0, np.int64)
+            if defer and len(binding[int(t)]):
+                near[np.unique(model.A[binding[int(t)]].indices)] = True
+    if defer:
+        deferred.extend(t for t in skipped if not safe[t])
     return binding, feasible
 
 
@@ -503,16 +527,18 @@ def _resolve_near_whole(model: "ComponentLP", idx, val, row, bounds: list[float]
 
 def _exact_share(args):
     """One worker's share of an exact stage (a picklable job; see ``protect_ranges``)."""
-    A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding = args
+    A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding, defer = args
     model = ComponentLP(A, row_lo, row_hi)
     model.first_solve()
     lo_seen, hi_seen, safe = lo_seen.copy(), hi_seen.copy(), safe.copy()
     exact = np.zeros(len(safe), dtype=bool)
     log = PointLog()
+    deferred: list = []
     binding, feasible = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold, width,
-                                     want_binding, False, log)
+                                     want_binding, False, log, deferred if defer else None)
     log.drop_last()
-    return lo_seen[share], hi_seen[share], exact[share], safe[share], binding, feasible, model.solves, log
+    return (lo_seen[share], hi_seen[share], exact[share], safe[share], binding, feasible, model.solves, log,
+            np.asarray(deferred, np.int64))
 
 
 @dataclass
@@ -531,6 +557,9 @@ class RangeResult:
     #: the exact stage's optimal points (``PointLog``s: one per share), kept apart from
     #: ``points`` because there may be thousands
     exact_points: list["PointLog"] = field(default_factory=list)
+    #: targets the exact stage skipped (engine only): they share a binding row with a leak
+    #: found before them, whose complement may well mend them too; checked in the next round
+    deferred: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _rule_ok(lo: float, hi: float, threshold: int, width: int) -> bool:
@@ -650,6 +679,7 @@ def protect_ranges(
     exact_all: bool = False,
     local_above: int = 3000,
     ipm_above: int = 2000,
+    defer: bool = False,
 ) -> RangeResult:
     """Check the protection rule for rows ``targets`` of the system ``row_lo <= A x <= row_hi, x >= 0``."""
     A = sp.csr_matrix(A)
@@ -771,7 +801,8 @@ def protect_ranges(
         # re-solved on a model of its own: in two worker processes where allowed, else one
         # after the other here. So the result depends on the input only, not on the machine.
         shares = [order[i::EXACT_SHARES] for i in range(EXACT_SHARES)]
-        args = [(A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding)
+        args = [(A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding,
+                 defer and DEFER)
                 for share in shares]
         results = None
         if disclosure_workers() > 1 and _may_fork():
@@ -785,7 +816,8 @@ def protect_ranges(
                 results = None
         if results is None:
             results = [_exact_share(a) for a in args]
-        for share, (lo_s, hi_s, ex_s, safe_s, binding, feasible, solves, log) in zip(shares, results):
+        for share, (lo_s, hi_s, ex_s, safe_s, binding, feasible, solves, log, dfr) in zip(shares, results):
+            res.deferred = np.concatenate([res.deferred, dfr])
             lo_seen[share], hi_seen[share], exact[share], safe[share] = lo_s, hi_s, ex_s, safe_s
             res.binding.update(binding)
             res.feasible &= feasible
@@ -794,8 +826,11 @@ def protect_ranges(
                 res.exact_points.append(log)
         order = order[:0]
     log = PointLog()
+    deferred: list = []
     binding, feasible = _exact_stage(model, AT, order, lo_seen, hi_seen, exact, safe, threshold, width,
-                                     want_binding, exact_all, None if exact_all else log)
+                                     want_binding, exact_all, None if exact_all else log,
+                                     deferred if defer and DEFER else None)
+    res.deferred = np.concatenate([res.deferred, np.asarray(deferred, np.int64)])
     log.drop_last()
     if len(log):
         res.exact_points.append(log)

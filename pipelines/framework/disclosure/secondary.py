@@ -237,7 +237,9 @@ class _Engine:
         """Screen, then LP rounds. Suppressing a cell only relaxes its row's bounds (from the
         published value or range to [floor, inf)), so the feasible set grows and every range
         can only widen: a cell once proven safe stays safe. Each round therefore re-checks
-        only the cells still failing and the newly suppressed ones."""
+        only the cells still failing, the newly suppressed ones, and (after the first round)
+        those the first round's exact stage deferred (``lp.DEFER``): the loop ends only when
+        none is left unchecked."""
         self.screen()
         state = None
         check: np.ndarray | None = None
@@ -251,9 +253,13 @@ class _Engine:
             todo = targets if check is None else targets & check
             comps_todo = set(np.unique(comps.cell_comp[todo]).tolist()) - {-1}
             state = analyse(self.s, comps, lo, hi, todo, self.p, only=comps_todo, want_binding=True,
-                            fallback=base, previous_state=state, keep_points=self.points)
-            leaks = np.flatnonzero(targets & ~state.safe)
-            if len(leaks) == 0:
+                            fallback=base, previous_state=state, keep_points=self.points,
+                            defer=self.rounds == 1)
+            deferred = state.deferred if state.deferred is not None else np.zeros(len(self.mask), bool)
+            deferred &= targets
+            state.deferred = None
+            leaks = np.flatnonzero(targets & ~state.safe & ~deferred)
+            if len(leaks) == 0 and not deferred.any():
                 break
             new = set()
             for cell in leaks:
@@ -267,8 +273,11 @@ class _Engine:
                 if pick is not None:
                     new.add(pick)
             if _DEBUG:
-                print(f"  [secondary] round {self.rounds}: {len(leaks)} leak(s), {len(new)} complement(s)", flush=True)
-            if not new:
+                print(f"  [secondary] round {self.rounds}: {len(leaks)} leak(s), {int(deferred.sum())} deferred, "
+                      f"{len(new)} complement(s)", flush=True)
+            # no complement for a leak: stop (the gate's audit decides); only deferred cells
+            # left: check them in another round
+            if not new and (len(leaks) > 0 or not deferred.any()):
                 break
             before = self.mask.copy()
             self.mask[sorted(new)] = True
@@ -277,6 +286,7 @@ class _Engine:
             check = np.zeros(len(self.mask), dtype=bool)
             check[leaks] = True
             check |= self.mask & ~before
+            check |= deferred
             state.safe[check] = True
             state.binding = {}
         return self.mask
