@@ -307,7 +307,7 @@ class ComponentLP:
 CAPPED_MIN_SHARE = 0.01
 CAPPED_MIN_CELLS = 3
 CAPPED_MAX = 30
-#: engine only, first round only (``protect_ranges(defer=True)``): in the exact stage, skip the
+#: engine only, first round only (``protect_ranges(defer=True)``): in the local and exact stages, skip the
 #: targets that share a row with a binding row of a leak found before them in the same stage
 #: (``RangeResult.deferred``); the engine checks them in its next round, after the leak's
 #: complement, and never defers again (deferring in every round could starve a cell that only
@@ -562,8 +562,8 @@ class RangeResult:
     #: the exact stage's optimal points (``PointLog``s: one per share), kept apart from
     #: ``points`` because there may be thousands
     exact_points: list["PointLog"] = field(default_factory=list)
-    #: targets the exact stage skipped (engine only): they share a binding row with a leak
-    #: found before them, whose complement may well mend them too; checked in the next round
+    #: targets the local or exact stage skipped (engine only): they share a binding row with a
+    #: leak found before them, whose complement may well mend them too; checked in the next round
     deferred: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 

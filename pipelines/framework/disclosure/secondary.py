@@ -238,8 +238,9 @@ class _Engine:
         published value or range to [floor, inf)), so the feasible set grows and every range
         can only widen: a cell once proven safe stays safe. Each round therefore re-checks
         only the cells still failing, the newly suppressed ones, and (after the first round)
-        those the first round's exact stage deferred (``lp.DEFER``): the loop ends only when
-        none is left unchecked."""
+        those the first round's local and exact stages deferred (``lp.DEFER``): the loop ends
+        only when none is left unchecked, or when a leak has no cell left to hide (the gate's
+        audit then decides)."""
         self.screen()
         state = None
         check: np.ndarray | None = None
