@@ -167,3 +167,15 @@ def test_logged_exact_points_prove_more_cells_and_corrupt_ones_none(monkeypatch)
         assert all(v == verdicts[-1] for v in verdicts)
     assert totals["logs"] > totals["no logs"], totals
     assert totals["corrupt"] == totals["no logs"], totals
+
+
+def test_logged_points_stay_within_their_memory_cap(monkeypatch):
+    """Over all components the engine keeps at most ``KEEP_LOG_VALUES_TOTAL`` logged numbers
+    (a cap set here far below what this release logs), and the audit still passes: a dropped
+    log only costs the audit its own solves."""
+    monkeypatch.setattr(audit_mod, "KEEP_LOG_VALUES_TOTAL", 3_000)
+    policy = load_policy("nhs-digital")
+    published, meta, am, points = _engine_points(policy, 7)
+    kept = sum(log.values for v in points.values() for log in v[2])
+    assert 0 < kept <= 3_000
+    assert audit_release(published, meta, am, policy, hints=points).passed

@@ -378,6 +378,9 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
             logs = logs + [log.first(nv) for log in r.exact_points]
             while sum(log.values for log in logs) > KEEP_LOG_VALUES_PER_COMPONENT and len(logs) > 1:
                 logs.pop(0)
+            others = sum(log.values for k, v in keep_points.items() if k != key for log in v[2])
+            while logs and others + sum(log.values for log in logs) > KEEP_LOG_VALUES_TOTAL:
+                logs.pop(0)
             keep_points[key] = (vars_, (kept + [x[:nv] for x in r.points])[-keep:], logs)
         if fell_back:
             res.notes.append(f"component {c}: earlier-release ranges inconsistent with this release; "
@@ -406,8 +409,12 @@ KEEP_POINTS_PER_COMPONENT = 100
 KEEP_VALUES_PER_COMPONENT = 2_000_000
 KEEP_POINTS_MIN = 10
 #: the exact stages' points (``lp.PointLog``, as differences) kept per component: at most
-#: this many numbers (the oldest logs dropped first; 240 MB at most)
+#: this many numbers (the oldest logs dropped first; 240 MB at most), and over all components
+#: at most ``KEEP_LOG_VALUES_TOTAL`` (about 480 MB), so that a release of a million cells, with
+#: dozens of large components, stays within its memory budget. A dropped log only means the
+#: audit solves those cells itself.
 KEEP_LOG_VALUES_PER_COMPONENT = 20_000_000
+KEEP_LOG_VALUES_TOTAL = 40_000_000
 
 
 def _hint_points(hints):
