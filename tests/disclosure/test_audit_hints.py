@@ -48,9 +48,10 @@ def test_hinted_ranges_use_feasible_points_only():
     assert not r.exact.any()       # seen values, never claimed as the exact range
 
 
-@pytest.mark.parametrize("policy_name", preset_names())
-def test_engine_points_prove_cells_without_changing_a_verdict(monkeypatch, policy_name):
-    proven = []
+def count_hint_proofs(monkeypatch) -> list[int]:
+    """A list to which every ``hinted_ranges`` call the audit makes adds how many cells its
+    hints proved safe."""
+    proven: list[int] = []
     real = audit_mod.hinted_ranges
 
     def counting(*args):
@@ -59,6 +60,12 @@ def test_engine_points_prove_cells_without_changing_a_verdict(monkeypatch, polic
         return r
 
     monkeypatch.setattr(audit_mod, "hinted_ranges", counting)
+    return proven
+
+
+@pytest.mark.parametrize("policy_name", preset_names())
+def test_engine_points_prove_cells_without_changing_a_verdict(monkeypatch, policy_name):
+    proven = count_hint_proofs(monkeypatch)
     policy = load_policy(policy_name)
     for seed in range(3):
         rng = np.random.default_rng(seed)
@@ -127,18 +134,10 @@ def _engine_points(policy, seed):
 
 def test_logged_exact_points_prove_more_cells_and_corrupt_ones_none(monkeypatch):
     """On a release shaped like the benchmark's, the exact stage's optimal points, kept as
-    ``PointLog``s, prove cells the sweeps' points alone do not; the verdicts stay those of the audit without hints; and a log
-    whose points were tampered with (one value moved far, so a relation breaks) proves
-    nothing more than no log at all."""
-    proven: list[int] = []
-    real = audit_mod.hinted_ranges
-
-    def counting(*args):
-        r = real(*args)
-        proven.append(int(r.safe.sum()))
-        return r
-
-    monkeypatch.setattr(audit_mod, "hinted_ranges", counting)
+    ``PointLog``s, prove cells the sweeps' points alone do not; the verdicts stay those of
+    the audit without hints; and a log whose points were tampered with (one value moved far,
+    so a relation breaks) proves nothing more than no log at all."""
+    proven = count_hint_proofs(monkeypatch)
     policy = load_policy("nhs-digital")
     totals = {"logs": 0, "no logs": 0, "corrupt": 0}
     for seed in (7, 8):

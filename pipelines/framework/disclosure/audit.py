@@ -421,8 +421,8 @@ def _hint_points(hints):
     """The points of a component's hints (dense points, point logs, and the cell-sum block
     when the model is in cell form), one at a time, each over the model's columns."""
     dense, logs, Cc = hints
-    for log in [dense] + [log.points() for log in logs]:
-        for v in log:
+    for source in [dense] + [log.points() for log in logs]:
+        for v in source:
             yield v if Cc is None else np.concatenate([v, Cc @ v])
 
 
