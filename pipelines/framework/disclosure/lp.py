@@ -94,22 +94,21 @@ class PointLog:
         self.base: np.ndarray | None = None
         self.diffs: list[tuple[np.ndarray, np.ndarray]] = []
         self._last: np.ndarray | None = None
+        #: numbers held (the base point's length plus every difference's), kept as they come
+        self.values = 0
 
     def __len__(self) -> int:
         return 0 if self.base is None else 1 + len(self.diffs)
-
-    @property
-    def values(self) -> int:
-        """Numbers held (the base point's length plus every difference's)."""
-        return (0 if self.base is None else len(self.base)) + sum(len(i) for i, _ in self.diffs)
 
     def add(self, x: np.ndarray) -> None:
         x = np.asarray(x, float)
         if self.base is None:
             self.base = x.copy()
+            self.values = len(x)
         else:
             idx = np.flatnonzero(x != self._last).astype(np.int32)
             self.diffs.append((idx, x[idx].copy()))
+            self.values += len(idx)
         self._last = x.copy()
 
     def points(self):
@@ -129,7 +128,7 @@ class PointLog:
             for idx, val in self.diffs:
                 keep = idx < n
                 out.diffs.append((idx[keep], val[keep]))
-        out._last = None
+            out.values = len(out.base) + sum(len(i) for i, _ in out.diffs)
         return out
 
     def drop_last(self) -> None:
@@ -446,20 +445,20 @@ def _capped_sweeps(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, tar
 def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_seen: np.ndarray,
                  hi_seen: np.ndarray, exact: np.ndarray, safe: np.ndarray, threshold: int, width: int,
                  want_binding: bool, exact_all: bool,
-                 log: PointLog | None = None, deferred: list | None = None,
-                 near0: np.ndarray | None = None) -> tuple[dict[int, np.ndarray], bool]:
+                 log: PointLog | None = None,
+                 near: np.ndarray | None = None) -> tuple[dict[int, np.ndarray], bool, np.ndarray]:
     """Exact min (and max, unless the min and the largest value seen already settle it) of
     each target in ``order``, updating the arrays in place. Every optimal point found is also
     a witness for the targets still open in ``order``, and is added to ``log`` if given. With
-    ``deferred`` (a list; engine only), a target sharing a row with a binding row of a leak
-    found before it is skipped and added there (see ``DEFER``). Returns (binding rows of each
-    leaking target, whether every LP was feasible)."""
+    ``near`` (engine only: columns already named by leaks' binding rows; see ``DEFER``), a
+    target sharing a column with a binding row of a leak found before it is skipped. Returns
+    (binding rows of each leaking target, whether every LP was feasible, the targets skipped
+    and still unproven)."""
     binding: dict[int, np.ndarray] = {}
     feasible = True
-    defer = deferred is not None and want_binding and not exact_all
-    near = None
-    if defer:   # columns of the leaks' binding rows
-        near = np.zeros(AT.shape[1], dtype=bool) if near0 is None else near0.copy()
+    defer = near is not None
+    if defer:
+        near = near.copy()       # the caller's stays as it was (each share starts from it)
     skipped = []
     for t in order:
         if safe[t] and not exact_all:
@@ -505,9 +504,8 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
             binding[int(t)] = np.unique(np.concatenate(duals)) if duals else np.zeros(0, np.int64)
             if defer and len(binding[int(t)]):
                 near[np.unique(model.A[binding[int(t)]].indices)] = True
-    if defer:
-        deferred.extend(t for t in skipped if not safe[t])
-    return binding, feasible
+    skipped = np.asarray(skipped, dtype=np.int64)
+    return binding, feasible, skipped[~safe[skipped]] if len(skipped) else skipped
 
 
 def _near_whole(value: float, up: bool) -> bool:
@@ -532,18 +530,17 @@ def _resolve_near_whole(model: "ComponentLP", idx, val, row, bounds: list[float]
 
 def _exact_share(args):
     """One worker's share of an exact stage (a picklable job; see ``protect_ranges``)."""
-    A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding, defer, near0 = args
+    A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding, near = args
     model = ComponentLP(A, row_lo, row_hi)
     model.first_solve()
     lo_seen, hi_seen, safe = lo_seen.copy(), hi_seen.copy(), safe.copy()
     exact = np.zeros(len(safe), dtype=bool)
     log = PointLog()
-    deferred: list = []
-    binding, feasible = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold, width,
-                                     want_binding, False, log, deferred if defer else None, near0)
+    binding, feasible, deferred = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold,
+                                               width, want_binding, False, log, near)
     log.drop_last()
     return (lo_seen[share], hi_seen[share], exact[share], safe[share], binding, feasible, model.solves, log,
-            np.asarray(deferred, np.int64))
+            deferred)
 
 
 @dataclass
@@ -760,6 +757,7 @@ def protect_ranges(
             undecided = undecided[~safe[undecided]]
     _log(f"capped ({capped} solves)")
     # local inner / outer LPs on large components
+    # deferral (see ``DEFER``): the columns of the binding rows of the leaks found so far
     near = np.zeros(A.shape[1], dtype=bool) if (defer and DEFER and want_binding and not exact_all) else None
     local_deferred = np.zeros(nt, dtype=bool)
     if not exact_all and A.shape[1] > local_above and len(undecided):
@@ -816,7 +814,7 @@ def protect_ranges(
         # after the other here. So the result depends on the input only, not on the machine.
         shares = [order[i::EXACT_SHARES] for i in range(EXACT_SHARES)]
         args = [(A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding,
-                 defer and DEFER, near)
+                 near)
                 for share in shares]
         results = None
         if disclosure_workers() > 1 and _may_fork():
@@ -840,11 +838,9 @@ def protect_ranges(
                 res.exact_points.append(log)
         order = order[:0]
     log = PointLog()
-    deferred: list = []
-    binding, feasible = _exact_stage(model, AT, order, lo_seen, hi_seen, exact, safe, threshold, width,
-                                     want_binding, exact_all, None if exact_all else log,
-                                     deferred if defer and DEFER else None, near)
-    res.deferred = np.concatenate([res.deferred, np.asarray(deferred, np.int64)])
+    binding, feasible, deferred = _exact_stage(model, AT, order, lo_seen, hi_seen, exact, safe, threshold,
+                                               width, want_binding, exact_all, None if exact_all else log, near)
+    res.deferred = np.concatenate([res.deferred, deferred])
     log.drop_last()
     if len(log):
         res.exact_points.append(log)
