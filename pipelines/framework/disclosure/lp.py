@@ -43,8 +43,11 @@ each feasible range is wide enough, in five steps:
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import sys
+import threading
 from dataclasses import dataclass, field
 
 import highspy
@@ -58,6 +61,40 @@ TOL = 1e-6
 #: warm-started solves on a large model drift (at 10^5 cells a true maximum of 5 came back
 #: as 4.9999987, and the audit failed on it)
 NEAR_WHOLE = 1e-4
+
+_CONSTRUCTING = threading.Lock()
+
+
+def quiet_highs() -> highspy.Highs:
+    """A ``highspy.Highs`` with its logging off, and without its banner on stdout.
+
+    highspy 1.16 prints its copyright banner from the C++ constructor, before any option
+    can be set, so ``outcomes run`` showed it once per model, between its own progress
+    lines. The constructor runs with file descriptor 1 pointed at /dev/null (C's stdio
+    buffer is flushed first, so nothing is written after the descriptor comes back);
+    a lock keeps two threads from swapping descriptors at once.
+    """
+    with _CONSTRUCTING:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+            h = highspy.Highs()
+            _flush_c_stdout()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _flush_c_stdout() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to call: nothing buffered there either
+        pass
 
 
 def integer_width(lo: float, hi: float) -> float:
@@ -168,8 +205,7 @@ class ComponentLP:
         A = sp.csr_matrix(A)
         self.A = A
         self.n_rows, self.n_cols = A.shape
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = quiet_highs()
         h.setOptionValue("threads", threads)
         h.setOptionValue("random_seed", 0)
         # re-solves only change the objective: keep the basis (no presolve) and use primal
