@@ -102,6 +102,7 @@ class FineTables:
         self._tables: dict[tuple, Table] = {}
         for table in tables:
             self._tables.setdefault(self._key(table), table)
+        self._person_records: dict[str, str] = {}
         self._first_records: dict[tuple[str, str], str] = {}
         la_members = members.merge(areas.loc[areas["area_level"] == "la", ["area_code"]], on="area_code")
         con.register("_lsoa_la_df", la_members.rename(columns={"area_code": "la_code"}))
@@ -152,6 +153,21 @@ class FineTables:
             """
         ).fetchall()
 
+    def _person_records_of(self, measure) -> str:
+        """The accepted records a distinct-person measure counts (a few per cent of them all)."""
+        if measure.name not in self._person_records:
+            name = f"_persons_{len(self._person_records)}"
+            self.con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {name} AS
+                SELECT person_id, event_order, lsoa_code, event_date, sex, age
+                FROM staged
+                WHERE reject_reason IS NULL AND location_status = 'ok' AND person_id IS NOT NULL AND ({measure.where})
+                """
+            ).fetchall()
+            self._person_records[measure.name] = name
+        return self._person_records[measure.name]
+
     def _first_records_of(self, table: Table, measure) -> str:
         """Each person's first counted record in each period of ``table.period``."""
         key = (measure.name, table.period)
@@ -162,8 +178,7 @@ class FineTables:
                 f"""
                 CREATE OR REPLACE TEMP TABLE {name} AS
                 SELECT lsoa_code, event_date, sex, least(age, {AGE_CAP}) AS age
-                FROM staged
-                WHERE reject_reason IS NULL AND location_status = 'ok' AND person_id IS NOT NULL AND ({measure.where})
+                FROM {self._person_records_of(measure)}
                 QUALIFY row_number() OVER (PARTITION BY person_id, {pstart}
                                            ORDER BY event_order, lsoa_code, sex, age) = 1
                 """
