@@ -82,43 +82,116 @@ class FineTables:
     LSOA, or the local authority for tables of whole boroughs. Fine tables are
     built once per (measure kind, resolution, breakdowns, period kind for
     persons) and reused, so millions of records are scanned a few times in
-    all rather than once per table.
+    all rather than once per table. To keep those scans few and cheap:
+
+    - a local-authority fine table is summed from the LSOA fine table of the
+      same kind and breakdowns when another table needs that one anyway
+      (an LSOA belongs to its authorities whichever way round it is summed);
+    - records are grouped by their breakdowns' sources (sex, age capped
+      where no band tells ages apart) and the bands are given to the groups,
+      not to every record;
+    - each distinct-person measure's records, and each person's first record
+      per period, are picked out of the staged records once.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, spec: PipelineSpec, members: pd.DataFrame,
-                 areas: pd.DataFrame):
+                 areas: pd.DataFrame, tables: tuple[Table, ...] = ()):
         self.con = con
         self.spec = spec
         self.built: dict[tuple, str] = {}
+        self._tables: dict[tuple, Table] = {}
+        for table in tables:
+            self._tables.setdefault(self._key(table), table)
+        self._person_records: dict[str, str] = {}
+        self._first_records: dict[tuple[str, str], str] = {}
         la_members = members.merge(areas.loc[areas["area_level"] == "la", ["area_code"]], on="area_code")
         con.register("_lsoa_la_df", la_members.rename(columns={"area_code": "la_code"}))
         con.execute("CREATE OR REPLACE TEMP TABLE _lsoa_la AS SELECT lsoa_code, la_code FROM _lsoa_la_df").fetchall()
         con.unregister("_lsoa_la_df")
 
-    def table_for(self, table: Table) -> str:
+    def _key(self, table: Table) -> tuple:
         measure = self.spec.measure(table.measure)
-        resolution = _resolution(table)
         signature = tuple((b.column, b.source, b.bands) for b in table.breakdowns)
         kind = ("persons", table.period, measure.name) if measure.distinct_persons else ("events",)
-        key = (kind, resolution, signature)
+        return (kind, _resolution(table), signature)
+
+    def table_for(self, table: Table) -> str:
+        key = self._key(table)
+        self._tables.setdefault(key, table)
+        return self._fine(key)
+
+    def _fine(self, key: tuple) -> str:
         if key not in self.built:
-            name = f"_fine_{len(self.built)}"
-            self._build(name, table, measure, resolution)
+            kind, resolution, signature = key
+            lsoa_key = (kind, "lsoa", signature)
+            if resolution == "la" and lsoa_key in self._tables:
+                lsoa_fine = self._fine(lsoa_key)
+                name = f"_fine_{len(self.built)}"
+                self._sum_to_la(name, lsoa_fine)
+            else:
+                name = f"_fine_{len(self.built)}"
+                self._build(name, self._tables[key], resolution)
             self.built[key] = name
         return self.built[key]
 
-    def _build(self, name: str, table: Table, measure, resolution: str) -> None:
-        bcols = [f"{_breakdown_sql(b)} AS {b.column}" for b in table.breakdowns]
+    def _measure_columns(self, table: Table) -> list[str]:
+        measure = self.spec.measure(table.measure)
+        if measure.distinct_persons:
+            return [f"m_{measure.name}"]
+        return [f"m_{m.name}" for m in self.spec.measures if not m.distinct_persons]
+
+    def _sum_to_la(self, name: str, lsoa_fine: str) -> None:
+        cols = [d[0] for d in self.con.execute(f"SELECT * FROM {lsoa_fine} LIMIT 0").description]
+        keys = [c for c in cols if c != "unit" and not c.startswith("m_")]
+        sums = ", ".join(f'CAST(sum(f."{c}") AS BIGINT) AS "{c}"' for c in cols if c.startswith("m_"))
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {name} AS
+            SELECT l.la_code AS unit{''.join(f', f."{c}"' for c in keys)}, {sums}
+            FROM {lsoa_fine} f JOIN _lsoa_la l ON l.lsoa_code = f.unit
+            GROUP BY ALL
+            """
+        ).fetchall()
+
+    def _person_records_of(self, measure) -> str:
+        """The accepted records a distinct-person measure counts (a few per cent of them all)."""
+        if measure.name not in self._person_records:
+            name = f"_persons_{len(self._person_records)}"
+            self.con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {name} AS
+                SELECT person_id, event_order, lsoa_code, event_date, sex, age
+                FROM staged
+                WHERE reject_reason IS NULL AND location_status = 'ok' AND person_id IS NOT NULL AND ({measure.where})
+                """
+            ).fetchall()
+            self._person_records[measure.name] = name
+        return self._person_records[measure.name]
+
+    def _first_records_of(self, table: Table, measure) -> str:
+        """Each person's first counted record in each period of ``table.period``."""
+        key = (measure.name, table.period)
+        if key not in self._first_records:
+            name = f"_first_{len(self._first_records)}"
+            pstart = period_start_sql(table.period, "event_date")
+            self.con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {name} AS
+                SELECT lsoa_code, event_date, sex, least(age, {AGE_CAP}) AS age
+                FROM {self._person_records_of(measure)}
+                QUALIFY row_number() OVER (PARTITION BY person_id, {pstart}
+                                           ORDER BY event_order, lsoa_code, sex, age) = 1
+                """
+            ).fetchall()
+            self._first_records[key] = name
+        return self._first_records[key]
+
+    def _build(self, name: str, table: Table, resolution: str) -> None:
+        measure = self.spec.measure(table.measure)
         unit = "l.la_code" if resolution == "la" else "r.lsoa_code"
         join = "JOIN _lsoa_la l ON l.lsoa_code = r.lsoa_code" if resolution == "la" else ""
         if measure.distinct_persons:
-            pstart = period_start_sql(table.period, "event_date")
-            source = f"""(
-                SELECT lsoa_code, event_date, sex, least(age, {AGE_CAP}) AS age
-                FROM staged
-                WHERE reject_reason IS NULL AND location_status = 'ok' AND person_id IS NOT NULL AND ({measure.where})
-                QUALIFY row_number() OVER (PARTITION BY person_id, {pstart}
-                                           ORDER BY event_order, lsoa_code, sex, age) = 1)"""
+            source = self._first_records_of(table, measure)
             sums = f'count(*) AS "m_{measure.name}"'
         else:
             source = "(SELECT * FROM staged WHERE reject_reason IS NULL AND location_status = 'ok')"
@@ -126,12 +199,30 @@ class FineTables:
                 f'count(*) FILTER (WHERE {m.where}) AS "m_{m.name}"'
                 for m in self.spec.measures if not m.distinct_persons
             )
+        # group by the breakdowns' sources; ages from ``cap`` up fall in the same bands
+        bands = [band for b in table.breakdowns if b.source == "age" for band in b.bands]
+        cap = max((max(lo, hi + 1 if hi is not None else lo) for _, lo, hi in bands), default=0)
+        sources = []
+        if any(b.source == "sex" for b in table.breakdowns):
+            sources.append("r.sex AS sex")
+        if bands:
+            sources.append(f"least(r.age, {cap}) AS age")
+        grouped = f"""
+            SELECT {unit} AS unit, CAST(date_trunc('month', r.event_date) AS DATE) AS event_month
+                   {''.join(', ' + c for c in sources)}, {sums}
+            FROM {source} r {join}
+            GROUP BY ALL
+        """
+        if not table.breakdowns:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {grouped}").fetchall()
+            return
+        bcols = "".join(f", {_breakdown_sql(b)} AS {b.column}" for b in table.breakdowns)
+        sums = ", ".join(f'CAST(sum("{c}") AS BIGINT) AS "{c}"' for c in self._measure_columns(table))
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {name} AS
-            SELECT {unit} AS unit, CAST(date_trunc('month', r.event_date) AS DATE) AS event_month
-                   {''.join(', ' + c for c in bcols)}, {sums}
-            FROM {source} r {join}
+            SELECT unit, event_month{bcols}, {sums}
+            FROM ({grouped}) g
             GROUP BY ALL
             """
         ).fetchall()
@@ -244,7 +335,7 @@ def build_release(
     complete_to: dt.date,
     extract_date: object,
 ) -> DraftRelease:
-    fine = FineTables(con, spec, members, areas)
+    fine = FineTables(con, spec, members, areas, spec.tables)
     tables = []
     for table in spec.tables:
         data = build_table(con, spec, table, areas, members, first, last, complete_from, complete_to, fine)
