@@ -55,6 +55,13 @@ def _add_months(d: dt.date, n: int) -> dt.date:
     return dt.date(d.year + m // 12, m % 12 + 1, 1)
 
 
+def capped_age_sql(expr: str, cap: int) -> str:
+    """``expr`` with ages above ``cap`` set to ``cap``, and an unknown (NULL) age left unknown
+    (DuckDB's ``least`` skips NULLs, so ``least(NULL, 90)`` would be 90: an unknown age
+    would land in the top band)."""
+    return f"CASE WHEN {expr} > {cap} THEN {cap} ELSE {expr} END"
+
+
 def _breakdown_sql(b: Breakdown) -> str:
     if b.source == "sex":
         return "sex"
@@ -177,7 +184,7 @@ class FineTables:
             self.con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE {name} AS
-                SELECT lsoa_code, event_date, sex, least(age, {AGE_CAP}) AS age
+                SELECT lsoa_code, event_date, sex, {capped_age_sql('age', AGE_CAP)} AS age
                 FROM {self._person_records_of(measure)}
                 QUALIFY row_number() OVER (PARTITION BY person_id, {pstart}
                                            ORDER BY event_order, lsoa_code, sex, age) = 1
@@ -206,7 +213,7 @@ class FineTables:
         if any(b.source == "sex" for b in table.breakdowns):
             sources.append("r.sex AS sex")
         if bands:
-            sources.append(f"least(r.age, {cap}) AS age")
+            sources.append(f"{capped_age_sql('r.age', cap)} AS age")
         grouped = f"""
             SELECT {unit} AS unit, CAST(date_trunc('month', r.event_date) AS DATE) AS event_month
                    {''.join(', ' + c for c in sources)}, {sums}
