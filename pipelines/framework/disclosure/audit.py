@@ -322,49 +322,23 @@ def analyse(system: LinearSystem, comps: Components, lo: np.ndarray, hi: np.ndar
         todo = np.array([c for c in todo if c in only], dtype=np.int64)
     if len(todo) == 0:
         return res
-    # group rows per component once
-    cell_order = np.argsort(comps.cell_comp, kind="stable")
-    cell_sorted = comps.cell_comp[cell_order]
-    eq_order = np.argsort(comps.eq_comp, kind="stable")
-    eq_sorted = comps.eq_comp[eq_order]
-    ge_order = np.argsort(comps.ge_comp, kind="stable")
-    ge_sorted = comps.ge_comp[ge_order]
-    var_order = np.argsort(comps.var_comp, kind="stable")
-    var_sorted = comps.var_comp[var_order]
-    rptr = system.relations_ptr
-    rel_parent = system.relations_idx[rptr[:-1]] if len(rptr) > 1 else np.zeros(0, np.int64)
-    rel_parent_order = np.argsort(rel_parent, kind="stable")
-    rel_parent_sorted = rel_parent[rel_parent_order]
+    index = ComponentIndex(system, comps)
     jobs = []
     for c in todo:
-        cells = cell_order[np.searchsorted(cell_sorted, c):np.searchsorted(cell_sorted, c, "right")]
-        eqs = eq_order[np.searchsorted(eq_sorted, c):np.searchsorted(eq_sorted, c, "right")]
-        ges = ge_order[np.searchsorted(ge_sorted, c):np.searchsorted(ge_sorted, c, "right")]
-        vars_ = var_order[np.searchsorted(var_sorted, c):np.searchsorted(var_sorted, c, "right")]
-        cells = np.sort(cells)
-        nce = len(cells)
-        A, n_def = None, 0
-        if CELL_FORM and len(vars_) >= CELL_FORM_MIN_VARS:
-            A = _cell_form(system, cells, vars_, eqs, ges, rel_parent_order, rel_parent_sorted)
-            n_def = nce if A is not None else 0
-        if A is None:
-            A = sp.vstack([C[cells][:, vars_], system.eq[eqs][:, vars_], system.ge[ges][:, vars_]]).tocsr()
-        neq = n_def + len(eqs)
-        rlo = np.concatenate([lo[cells], np.zeros(neq), np.zeros(len(ges))])
-        rhi = np.concatenate([hi[cells], np.zeros(neq), np.full(len(ges), np.inf)])
+        part = index.part(int(c), lo, hi)
+        cells, A, rlo, rhi, nce, neq, nge, vars_, key, n_def = part
         fb = None
         if fallback is not None:
-            fb = (np.concatenate([fallback[0][cells], np.zeros(neq), np.zeros(len(ges))]),
-                  np.concatenate([fallback[1][cells], np.zeros(neq), np.full(len(ges), np.inf)]))
+            fb = (np.concatenate([fallback[0][cells], np.zeros(neq), np.zeros(nge)]),
+                  np.concatenate([fallback[1][cells], np.zeros(neq), np.full(nge, np.inf)]))
         tloc = np.flatnonzero(targets[cells])
-        key = _var_key(vars_)
         pts = None
         if hints and key in hints:
             # hints are over the variables; the cell form also has one column per cell
             # (its values worked out as each point is read: see ``_hint_points``)
             pts = (hints[key][1], hints[key][2] if len(hints[key]) > 2 else [],
                    C[cells][:, vars_].tocsr() if n_def else None)
-        jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, len(ges), tloc, policy, want_binding,
+        jobs.append((int(c), cells, (A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding,
                                      int(c) + 1, exact_all, fb, pts, defer), vars_, key))
     if os.environ.get("OUTCOMES_DISCLOSURE_DEBUG") and hints is not None:
         print(f"  [analyse] {sum(j[2][-1] is not None for j in jobs)} of {len(jobs)} components have hints "
@@ -415,6 +389,53 @@ KEEP_POINTS_MIN = 10
 #: audit solves those cells itself.
 KEEP_LOG_VALUES_PER_COMPONENT = 20_000_000
 KEEP_LOG_VALUES_TOTAL = 40_000_000
+
+
+class ComponentIndex:
+    """Each component's rows and variables, found by binary search in orders sorted once
+    (used by ``analyse`` and by the engine's construction step, ``construct``)."""
+
+    def __init__(self, system: LinearSystem, comps: Components):
+        self.system = system
+        self.cell_order = np.argsort(comps.cell_comp, kind="stable")
+        self.cell_sorted = comps.cell_comp[self.cell_order]
+        self.eq_order = np.argsort(comps.eq_comp, kind="stable")
+        self.eq_sorted = comps.eq_comp[self.eq_order]
+        self.ge_order = np.argsort(comps.ge_comp, kind="stable")
+        self.ge_sorted = comps.ge_comp[self.ge_order]
+        self.var_order = np.argsort(comps.var_comp, kind="stable")
+        self.var_sorted = comps.var_comp[self.var_order]
+        rptr = system.relations_ptr
+        rel_parent = system.relations_idx[rptr[:-1]] if len(rptr) > 1 else np.zeros(0, np.int64)
+        self.rel_parent_order = np.argsort(rel_parent, kind="stable")
+        self.rel_parent_sorted = rel_parent[self.rel_parent_order]
+
+    @staticmethod
+    def _members(order: np.ndarray, sorted_: np.ndarray, c: int) -> np.ndarray:
+        return order[np.searchsorted(sorted_, c):np.searchsorted(sorted_, c, "right")]
+
+    def part(self, c: int, lo: np.ndarray, hi: np.ndarray):
+        """(cells, A, row_lo, row_hi, n_cells, n_eq, n_ge, variables, key, n_def) of component
+        ``c``: rows are the cells (row i is ``cells[i]``, with its bounds), then equations
+        (= 0), then inequality rows (>= 0); in the cell form (``n_def`` > 0) the first
+        ``n_def`` equations define one extra variable per cell (see ``_cell_form``)."""
+        system = self.system
+        C = system.cells
+        cells = np.sort(self._members(self.cell_order, self.cell_sorted, c))
+        eqs = self._members(self.eq_order, self.eq_sorted, c)
+        ges = self._members(self.ge_order, self.ge_sorted, c)
+        vars_ = self._members(self.var_order, self.var_sorted, c)
+        nce = len(cells)
+        A, n_def = None, 0
+        if CELL_FORM and len(vars_) >= CELL_FORM_MIN_VARS:
+            A = _cell_form(system, cells, vars_, eqs, ges, self.rel_parent_order, self.rel_parent_sorted)
+            n_def = nce if A is not None else 0
+        if A is None:
+            A = sp.vstack([C[cells][:, vars_], system.eq[eqs][:, vars_], system.ge[ges][:, vars_]]).tocsr()
+        neq = n_def + len(eqs)
+        rlo = np.concatenate([lo[cells], np.zeros(neq), np.zeros(len(ges))])
+        rhi = np.concatenate([hi[cells], np.zeros(neq), np.full(len(ges), np.inf)])
+        return cells, A, rlo, rhi, nce, neq, len(ges), vars_, _var_key(vars_), n_def
 
 
 def _hint_points(hints):
@@ -535,28 +556,34 @@ def _check_component(args):
 
 
 def _run_jobs(jobs: list) -> list:
-    """Run component checks, the large ones in worker processes when there are two or more
-    of them (each result depends only on its own job, so the order of work does not matter)."""
-    big = [i for i, j in enumerate(jobs) if j[0].shape[1] >= PARALLEL_MIN_VARS]
+    """Run component checks, the large ones in worker processes (see ``map_components``)."""
+    return map_components(_check_component, jobs, [j[0].shape[1] >= PARALLEL_MIN_VARS for j in jobs])
+
+
+def map_components(fn, jobs: list, big: list[bool]) -> list:
+    """``[fn(job) for job in jobs]``, the ``big`` ones in worker processes when there are two
+    or more of them (each result depends only on its own job, so the order of work does not
+    matter, and the result is the same with or without workers)."""
+    big_idx = [i for i, b in enumerate(big) if b]
     out: list = [None] * len(jobs)
     workers = disclosure_workers()
-    if workers > 1 and len(big) >= 2:
+    if workers > 1 and len(big_idx) >= 2:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         try:
-            with ProcessPoolExecutor(max_workers=min(workers, len(big)),
+            with ProcessPoolExecutor(max_workers=min(workers, len(big_idx)),
                                      mp_context=mp.get_context("fork")) as ex:
-                futs = {i: ex.submit(_check_component, jobs[i]) for i in big}
+                futs = {i: ex.submit(fn, jobs[i]) for i in big_idx}
                 for i, j in enumerate(jobs):
                     if i not in futs:
-                        out[i] = _check_component(j)
+                        out[i] = fn(j)
                 for i, f in futs.items():
                     out[i] = f.result()
             return out
         except (OSError, RuntimeError):
-            out = [None] * len(jobs)   # no worker processes here: do it in this one
-    return [_check_component(j) for j in jobs]
+            pass   # no worker processes here: do it in this one
+    return [fn(j) for j in jobs]
 
 
 def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer=False):

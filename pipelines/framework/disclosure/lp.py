@@ -615,7 +615,7 @@ class _Local:
     """Small LPs around one target row (see module docstring, step 3)."""
 
     def __init__(self, A: sp.csr_matrix, row_lo, row_hi, x0, small_row: int = 40,
-                 max_vars: int = LOCAL_MAX_VARS):
+                 max_vars: int = LOCAL_MAX_VARS, hops: int = LOCAL_HOPS):
         self.A = A
         self.AC = A.tocsc()
         self.lo = row_lo
@@ -625,6 +625,7 @@ class _Local:
         self.rowlen = np.diff(A.indptr)
         self.small_row = small_row
         self.max_vars = max_vars
+        self.hops = hops
 
     def _rows_of(self, V: np.ndarray) -> np.ndarray:
         return np.unique(self.AC[:, V].indices)
@@ -640,7 +641,7 @@ class _Local:
         A&E release or at 10^5 cells.)"""
         V = self.A[r].indices
         have = set(V.tolist())
-        for _ in range(LOCAL_HOPS):
+        for _ in range(self.hops):
             R = self._rows_of(np.fromiter(have, dtype=np.int64))
             R = R[self.rowlen[R] <= self.small_row]
             R = R[np.argsort(self.rowlen[R], kind="stable")]

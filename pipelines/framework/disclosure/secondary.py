@@ -16,7 +16,10 @@ Loop until the LP audit passes on the would-be publication:
 2. the audit's LP analysis (``audit.analyse``: sweeps, then exact min/max per
    undecided cell) on the components that changed. For each cell still
    narrowed too far, the row duals of its min/max solves name the published
-   cells whose values pin it; one of them is suppressed.
+   cells whose values pin it; one of them is suppressed;
+3. a leak still open after ``MOVE_AFTER`` rounds (pinned by several relations,
+   each round's complement relaxing only one) is mended instead by a move of
+   the true counts (``moves``): one small LP names every complement it needs.
 
 Choosing a complement: among the candidate cells (published, not a 0 when
 zeros are shown, since a shown 0 is never suppressed and a suppressed cell is
@@ -38,15 +41,18 @@ import numpy as np
 import pandas as pd
 
 from .audit import (
+    ComponentIndex,
     analyse,
     combine_previous,
     implied_bounds,
+    map_components,
     term_implied_ranges,
     previous_bounds,
     published_bounds,
     split_components,
     target_mask,
 )
+from .moves import mend_job
 from .lp import TOL, integer_width
 from .meta import TableMeta
 from .policy import Policy
@@ -54,6 +60,12 @@ from .primary import round_counts
 from .relations import LinearSystem, build_system
 
 MAX_ROUNDS = 200
+#: a leak still open after this many LP rounds is mended by a move of the true counts
+#: (``moves``) instead of one more complement named by its duals (0: never;
+#: ``OUTCOMES_DISCLOSURE_MOVE_AFTER``)
+MOVE_AFTER = int(os.environ.get("OUTCOMES_DISCLOSURE_MOVE_AFTER", "3"))
+#: components with this many leaks to move are worth a worker process of their own
+MOVE_PARALLEL_CELLS = 20
 _DEBUG = bool(os.environ.get("OUTCOMES_DISCLOSURE_DEBUG"))
 #: rounds of interval propagation in the screen (0: each relation alone, with published bounds)
 SCREEN_PROPAGATION = int(os.environ.get("OUTCOMES_SCREEN_PROPAGATION", "0"))
@@ -110,6 +122,8 @@ class _Engine:
         self.rounds = 0
         self.added_screen = 0
         self.added_lp = 0
+        self.added_moves = 0
+        self.leak_rounds = np.zeros(len(mask), dtype=np.int64)
         self.points: dict | None = None
         # the simple relation of each term, and the inequality rows both ways (for ``_related``)
         ptr = system.relations_ptr
@@ -232,6 +246,39 @@ class _Engine:
         self.added_screen += added
         return added
 
+    # -- moves of the true counts ---------------------------------------------------------
+    def moves(self, cells: np.ndarray, comps, lo: np.ndarray, hi: np.ndarray,
+              seen: tuple[np.ndarray, np.ndarray]) -> tuple[set[int], np.ndarray]:
+        """Mend the leaks ``cells`` by moves of the true counts (``moves``), component by
+        component: returns the complements chosen and the cells the moves prove (their
+        points are kept for the audit, ``self.points``). ``seen``: values each cell takes at
+        some feasible point (its exact min and max where known, else NaN)."""
+        n = len(self.mask)
+        only = np.zeros(n, dtype=bool)
+        only[cells] = True
+        slo, shi = published_bounds(self.rounded, np.ones(n, dtype=bool), self.p)
+        slo, shi, _ = combine_previous(slo, shi, self.plo, self.phi)
+        relaxable = ~self.mask & self.suppressible
+        weight = 1.0 + self.truth.astype(float)
+        index = ComponentIndex(self.s, comps)
+        parts, jobs = [], []
+        for c in np.unique(comps.cell_comp[only & (comps.cell_comp >= 0)]):
+            part_cells, A, rlo, rhi, nce, _, _, vars_, key, _ = index.part(int(c), lo, hi)
+            parts.append((part_cells, vars_, key))
+            jobs.append((A, rlo, rhi, nce, self.truth[part_cells], np.flatnonzero(only[part_cells]),
+                         relaxable[part_cells], slo[part_cells], shi[part_cells], weight[part_cells],
+                         self.p.protection_width, (seen[0][part_cells], seen[1][part_cells])))
+        results = map_components(mend_job, jobs, [len(j[5]) >= MOVE_PARALLEL_CELLS for j in jobs])
+        new: set[int] = set()
+        proven = np.zeros(n, dtype=bool)
+        for (part_cells, vars_, key), out in zip(parts, results):
+            new.update(int(c) for c in part_cells[out.complements])
+            proven[part_cells[out.proven]] = True
+            if self.points is not None and out.points is not None:
+                dense, logs = self.points[key][1:] if key in self.points else ([], [])
+                self.points[key] = (vars_, dense, logs + [out.points.first(len(vars_))])
+        return new, proven
+
     # -- LP loop -------------------------------------------------------------------
     def run(self) -> np.ndarray:
         """Screen, then LP rounds. Suppressing a cell only relaxes its row's bounds (from the
@@ -262,8 +309,17 @@ class _Engine:
             leaks = np.flatnonzero(targets & ~state.safe & ~deferred)
             if len(leaks) == 0 and not deferred.any():
                 break
+            self.leak_rounds = np.where(targets & ~state.safe & ~deferred, self.leak_rounds + 1, 0)
             new = set()
+            moved = np.zeros(len(self.mask), dtype=bool)
+            stuck = leaks[self.leak_rounds[leaks] >= MOVE_AFTER] if MOVE_AFTER > 0 else leaks[:0]
+            if len(stuck):
+                seen = (np.where(state.exact, state.lo, np.nan), np.where(state.exact, state.hi, np.nan))
+                new, moved = self.moves(stuck, comps, lo, hi, seen)
+                self.added_moves += len(new)
             for cell in leaks:
+                if moved[cell]:
+                    continue
                 cand = state.binding.get(int(cell))
                 pick = None if cand is None or len(cand) == 0 else self._pick(np.asarray(cand), int(cell))
                 if pick is None:
