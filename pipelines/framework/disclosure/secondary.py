@@ -272,6 +272,9 @@ class _Engine:
         new: set[int] = set()
         proven = np.zeros(n, dtype=bool)
         for (part_cells, vars_, key), out in zip(parts, results):
+            if _DEBUG:
+                print(f"  [moves] {len(out.proven)} proven, {len(out.complements)} complement(s), "
+                      f"{out.failed} not protected by any move, {out.repairs} move LPs", flush=True)
             new.update(int(c) for c in part_cells[out.complements])
             proven[part_cells[out.proven]] = True
             if self.points is not None and out.points is not None:
