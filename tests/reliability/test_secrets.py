@@ -262,11 +262,18 @@ def test_spill_files_without_encryption_would_show_identifiers(tmp_path, million
                                                                 capsys):
     """The control for the test above: the same run with spill encryption
     switched off shows the extract's identifiers in the spill files (DuckDB's
-    reuse of memory decides how many, so a run that shows none is reported
-    as skipped rather than failed)."""
+    reuse of memory decides how many: about every other run shows none, so
+    the run is tried up to three times, and only if none shows any is the
+    test reported as skipped rather than failed)."""
     monkeypatch.setattr(runner, "_encrypt_spill_files", lambda con: None)
-    watcher = _spilling_run(tmp_path, million_rows, isolated, monkeypatch, capsys)
-    found = {k: len(v) for k, v in watcher.token_hits.items()}
-    if not any(found.values()):
-        pytest.skip(f"unencrypted spill showed no identifiers this time ({watcher.bytes_seen:,} bytes read)")
+    seen = 0
+    for attempt in range(3):
+        (tmp_path / f"attempt{attempt}").mkdir()
+        watcher = _spilling_run(tmp_path / f"attempt{attempt}", million_rows, isolated, monkeypatch, capsys)
+        seen += watcher.bytes_seen
+        found = {k: len(v) for k, v in watcher.token_hits.items()}
+        if any(found.values()):
+            break
+    else:
+        pytest.skip(f"unencrypted spill showed no identifiers in three runs ({seen:,} bytes read)")
     assert found["NHS numbers"] > 0
