@@ -87,8 +87,9 @@ def _goals(lo_seen: float, hi_seen: float, own_lo: float, own_hi: float, width: 
     """The values the cell must be moved to (down, up; None where no move is needed) so that
     the range seen spans ``width`` whole numbers, centred on the values seen where its own
     bounds allow: two moves of about half the width each fit in the slack of rounded
-    neighbours far more often than one move of the whole width, so they need fewer
-    complements (on a bench-shaped release, about a quarter as many)."""
+    neighbours more often than one move of the whole width, so they need fewer
+    complements (with moves for every target of a bench-shaped release, 3 months x 10
+    boroughs x 6 wards: 320 instead of 349)."""
     lo_int = int(np.ceil(lo_seen - TOL))
     hi_int = int(np.floor(hi_seen + TOL))
     short = width - (hi_int - lo_int + 1)

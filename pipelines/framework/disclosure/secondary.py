@@ -53,7 +53,7 @@ from .audit import (
     target_mask,
 )
 from .moves import mend_job
-from .lp import TOL, integer_width
+from .lp import TOL
 from .meta import TableMeta
 from .policy import Policy
 from .primary import round_counts
