@@ -131,12 +131,12 @@ class FineTables:
         if key not in self.built:
             kind, resolution, signature = key
             lsoa_key = (kind, "lsoa", signature)
-            if resolution == "la" and lsoa_key in self._tables:
-                lsoa_fine = self._fine(lsoa_key)
-                name = f"_fine_{len(self.built)}"
+            # built first (it takes the next name), when the borough table is summed from it
+            lsoa_fine = self._fine(lsoa_key) if resolution == "la" and lsoa_key in self._tables else None
+            name = f"_fine_{len(self.built)}"
+            if lsoa_fine is not None:
                 self._sum_to_la(name, lsoa_fine)
             else:
-                name = f"_fine_{len(self.built)}"
                 self._build(name, self._tables[key], resolution)
             self.built[key] = name
         return self.built[key]

@@ -218,13 +218,14 @@ def mend_component(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, n_c
                 failed += 1
                 break
             x, new = found
-            if len(new):
-                lo[new], hi[new] = rep.sup_lo[new], rep.sup_hi[new]
-                relax[new] = False
+            kept = lo[new].copy(), hi[new].copy()
+            lo[new], hi[new] = rep.sup_lo[new], rep.sup_hi[new]
             x = checked_point(A, lo, hi, x)
-            if x is None:           # round-off took it out of the system: prove nothing with it
+            if x is None:           # round-off took it out of the system: prove nothing with it,
+                lo[new], hi[new] = kept     # and suppress nothing for it
                 failed += 1
                 break
+            relax[new] = False
             complements.extend(int(c) for c in new)
             for c in new:
                 if not is_target[c]:

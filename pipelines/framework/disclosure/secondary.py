@@ -309,10 +309,11 @@ class _Engine:
             deferred = state.deferred if state.deferred is not None else np.zeros(len(self.mask), bool)
             deferred &= targets
             state.deferred = None
-            leaks = np.flatnonzero(targets & ~state.safe & ~deferred)
+            leaking = targets & ~state.safe & ~deferred
+            leaks = np.flatnonzero(leaking)
             if len(leaks) == 0 and not deferred.any():
                 break
-            self.leak_rounds = np.where(targets & ~state.safe & ~deferred, self.leak_rounds + 1, 0)
+            self.leak_rounds = np.where(leaking, self.leak_rounds + 1, 0)
             new = set()
             moved = np.zeros(len(self.mask), dtype=bool)
             stuck = leaks[self.leak_rounds[leaks] >= MOVE_AFTER] if MOVE_AFTER > 0 else leaks[:0]
