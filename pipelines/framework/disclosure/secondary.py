@@ -36,6 +36,7 @@ Earlier release: the same intersected ranges as the audit (see ``audit``).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -291,6 +292,7 @@ class _Engine:
         those the first round's local and exact stages deferred (``lp.DEFER``): the loop ends
         only when none is left unchecked, or when a leak has no cell left to hide (the gate's
         audit then decides)."""
+        started = time.perf_counter()
         self.screen()
         state = None
         check: np.ndarray | None = None
@@ -335,7 +337,7 @@ class _Engine:
                     new.add(pick)
             if _DEBUG:
                 print(f"  [secondary] round {self.rounds}: {len(leaks)} leak(s), {int(deferred.sum())} deferred, "
-                      f"{len(new)} complement(s)", flush=True)
+                      f"{len(new)} complement(s), {time.perf_counter() - started:.1f} s since the start", flush=True)
             # no complement for a leak: stop (the gate's audit decides); only deferred cells
             # left: check them in another round
             if not new and (len(leaks) > 0 or not deferred.any()):
