@@ -260,7 +260,6 @@ def split_components(system: LinearSystem, fixed_zero_cells: np.ndarray,
     keep = sp.diags((~fixed).astype(float))
     Mf = (M @ keep).tocsr()
     Mf.eliminate_zeros()
-    nr = Mf.shape[0]
     B = sp.bmat([[None, Mf.T], [Mf, None]]).tocsr()
     ncomp, lab = connected_components(B, directed=False)
     var_lab = lab[:nv]
