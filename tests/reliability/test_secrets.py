@@ -272,12 +272,8 @@ def test_spill_files_without_encryption_would_show_identifiers(tmp_path, million
         (tmp_path / f"attempt{attempt}").mkdir()
         watcher = _spilling_run(tmp_path / f"attempt{attempt}", million_rows, isolated, monkeypatch, capsys)
         seen += watcher.bytes_seen
-        found = {k: len(v) for k, v in watcher.token_hits.items()}
-        if any(found.values()):
-            break
-    else:
-        pytest.skip(f"unencrypted spill showed no identifiers in three runs ({seen:,} bytes read)")
-    # any kind the regression test looks for is the proof (a CI run showed dates of birth
-    # and no NHS Number: which kinds survive in stale bytes is DuckDB's choice too)
-    leaked = {k: n for k, n in found.items() if n}
-    assert leaked and set(leaked) <= {"NHS numbers", "dates of birth"}, found
+        # any kind the regression test looks for is the proof (a CI run showed dates of birth
+        # and no NHS Number: which kinds survive in stale bytes is DuckDB's choice too)
+        if any(len(v) for v in watcher.token_hits.values()):
+            return
+    pytest.skip(f"unencrypted spill showed no identifiers in three runs ({seen:,} bytes read)")

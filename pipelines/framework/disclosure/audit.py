@@ -392,7 +392,7 @@ KEEP_LOG_VALUES_TOTAL = 40_000_000
 
 class ComponentIndex:
     """Each component's rows and variables, found by binary search in orders sorted once
-    (used by ``analyse`` and by the engine's construction step, ``construct``)."""
+    (used by ``analyse`` and by the engine's moves, ``secondary._Engine.moves``)."""
 
     def __init__(self, system: LinearSystem, comps: Components):
         self.system = system

@@ -104,6 +104,11 @@ def integer_width(lo: float, hi: float) -> float:
     return math.floor(hi + TOL) - math.ceil(lo - TOL) + 1
 
 
+def integer_widths(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``integer_width`` of every (lo, hi) pair at once (inf where hi is)."""
+    return np.floor(hi + TOL) - np.ceil(lo - TOL) + 1
+
+
 def checked_point(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, x: np.ndarray,
                   col_lo=0.0, col_hi=np.inf, tol: float = 1e-7) -> np.ndarray | None:
     """``x`` clipped to the column bounds if ``row_lo <= A x <= row_hi`` holds within ``tol``
@@ -387,7 +392,7 @@ def record_witness(AT: sp.csr_matrix, x: np.ndarray, which: np.ndarray, lo_seen:
     v = AT[which] @ x
     lo_seen[which] = np.minimum(lo_seen[which], v)
     hi_seen[which] = np.maximum(hi_seen[which], v)
-    ok = np.floor(hi_seen[which] + TOL) - np.ceil(lo_seen[which] - TOL) + 1 >= width
+    ok = integer_widths(lo_seen[which], hi_seen[which]) >= width
     safe[which[ok]] = True
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .lp import INF, TOL, ComponentLP, PointLog, _Local, checked_point, integer_width
+from .lp import INF, TOL, ComponentLP, PointLog, _Local, checked_point, integer_width, integer_widths
 
 #: a move is looked for among this many variables round the target, then among more (a
 #: rectangle of cells in one area's sex-by-age block needs few; a region's cell, many)
@@ -165,9 +165,9 @@ def mend_job(args: tuple) -> ComponentMoves:
 
 
 def mend_component(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, n_cells: int,
-                        truth: np.ndarray, targets: np.ndarray, relaxable: np.ndarray,
-                        sup_lo: np.ndarray, sup_hi: np.ndarray, weight: np.ndarray,
-                        width: int, seen: tuple[np.ndarray, np.ndarray] | None = None) -> ComponentMoves:
+                   truth: np.ndarray, targets: np.ndarray, relaxable: np.ndarray,
+                   sup_lo: np.ndarray, sup_hi: np.ndarray, weight: np.ndarray,
+                   width: int, seen: tuple[np.ndarray, np.ndarray] | None = None) -> ComponentMoves:
     """Protect the ``targets`` (cell rows) of one component, in order, by moves of the truth
     (and the complements the moves add, which become targets too).
 
@@ -235,6 +235,5 @@ def mend_component(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, n_c
             v = Acells @ x
             np.minimum(lo_seen, v, out=lo_seen)
             np.maximum(hi_seen, v, out=hi_seen)
-    w = np.floor(hi_seen + TOL) - np.ceil(lo_seen - TOL) + 1
-    proven = np.flatnonzero(is_target & (w >= width))
+    proven = np.flatnonzero(is_target & (integer_widths(lo_seen, hi_seen) >= width))
     return ComponentMoves(np.array(sorted(set(complements)), np.int64), proven, log, repairs, failed)

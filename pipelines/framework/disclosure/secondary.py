@@ -54,7 +54,7 @@ from .audit import (
     target_mask,
 )
 from .moves import mend_job
-from .lp import TOL
+from .lp import TOL, integer_widths
 from .meta import TableMeta
 from .policy import Policy
 from .primary import round_counts
@@ -73,7 +73,7 @@ SCREEN_PROPAGATION = int(os.environ.get("OUTCOMES_SCREEN_PROPAGATION", "0"))
 
 
 def _width(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.floor(np.where(np.isfinite(hi), hi, 1e18) + TOL) - np.ceil(lo - TOL) + 1
+    return integer_widths(lo, np.where(np.isfinite(hi), hi, 1e18))
 
 
 def secondary_suppress(
