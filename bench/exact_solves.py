@@ -5,8 +5,8 @@
 Builds the ``disclosure_scale`` release of the given size, runs the suppression
 engine until its first check of a component with at least ``--min-vars``
 variables, and takes that component (rows, bounds, target cells) as the engine
-saw it. The component is cached in ``var/bench/`` (it holds only the synthetic
-benchmark's counts). Then, on that component:
+saw it (a few seconds at 10^5 cells, so it is taken afresh each run and always
+matches the engine's current code). Then, on that component:
 
 1. the stages before the exact one (sweeps, capped sweeps, local LPs), as
    ``lp.protect_ranges`` runs them, to find the cells they leave undecided;
@@ -26,8 +26,6 @@ ratios within one run. Nothing here is asserted in tests.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -44,9 +42,6 @@ from pipelines.framework.disclosure import audit, lp  # noqa: E402
 from pipelines.framework.disclosure.policy import load_policy  # noqa: E402
 from pipelines.framework.disclosure.primary import primary_mask  # noqa: E402
 from pipelines.framework.disclosure.secondary import secondary_suppress  # noqa: E402
-
-CACHE = ROOT / "var" / "bench"
-
 
 class _Captured(Exception):
     """Raised from the hooked ``protect_ranges`` to stop the engine once it has its component."""
@@ -87,19 +82,6 @@ def capture_component(size: int, policy_name: str, min_vars: int) -> tuple:
         raise SystemExit(f"no component of {min_vars} variables or more at size {size} "
                          f"(the largest checked had {seen.get('largest', 0)}; see --min-vars)")
     return seen["component"]
-
-
-def load_component(size: int, policy_name: str, min_vars: int) -> tuple:
-    key = hashlib.sha256(f"{size}-{policy_name}-{min_vars}".encode()).hexdigest()[:12]
-    path = CACHE / f"exact_solves_{key}.pkl"
-    if path.exists():
-        with path.open("rb") as f:
-            return pickle.load(f)
-    comp = capture_component(size, policy_name, min_vars)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        pickle.dump(comp, f)
-    return comp
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -147,7 +129,7 @@ def main(argv=None) -> int:
                     help="a HiGHS option for a variant run (repeatable; each is its own variant)")
     args = ap.parse_args(argv)
     min_vars = args.min_vars or (15_000 if args.size >= 100_000 else 300)
-    A, row_lo, row_hi, targets, threshold, width = load_component(args.size, args.policy, min_vars)
+    A, row_lo, row_hi, targets, threshold, width = capture_component(args.size, args.policy, min_vars)
     print(f"component: {A.shape[1]:,} variables, {A.shape[0]:,} rows, {len(targets):,} target cells", flush=True)
     start = time.perf_counter()
     before = lp.protect_ranges(A, row_lo, row_hi, targets, threshold, width, want_binding=True, seed=1,
