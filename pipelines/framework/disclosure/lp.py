@@ -487,10 +487,15 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
                  hi_seen: np.ndarray, exact: np.ndarray, safe: np.ndarray, threshold: int, width: int,
                  want_binding: bool, exact_all: bool,
                  log: PointLog | None = None,
-                 near: np.ndarray | None = None) -> tuple[dict[int, np.ndarray], bool, np.ndarray]:
+                 near: np.ndarray | None = None,
+                 own_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+                 ) -> tuple[dict[int, np.ndarray], bool, np.ndarray]:
     """Exact min (and max, unless the min and the largest value seen already settle it) of
     each target in ``order``, updating the arrays in place. Every optimal point found is also
-    a witness for the targets still open in ``order``, and is added to ``log`` if given. With
+    a witness for the targets still open in ``order``, and is added to ``log`` if given.
+    With ``own_bounds`` (each target row's own lower and upper bound), a bound that a
+    feasible point already seen attains is the optimum, and is not solved for (see
+    ``_attained``). With
     ``near`` (engine only: columns already named by leaks' binding rows; see ``DEFER``), a
     target sharing a column with a binding row of a leak found before it is skipped. Returns
     (binding rows of each leaking target, whether every LP was feasible, the targets skipped
@@ -513,8 +518,15 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
         duals = []
         decided = False
         for k, maximize in enumerate((False, True)):
-            status, x, y = model.solve(idx, val, maximize)
-            if status == "optimal":
+            own = _attained(own_bounds, t, lo_seen, hi_seen, maximize)
+            if own is not None:
+                status, x, y = "attained", None, None
+                bounds[k] = own
+            else:
+                status, x, y = model.solve(idx, val, maximize)
+            if status == "attained":
+                pass
+            elif status == "optimal":
                 bounds[k] = float((row @ x)[0])
                 if log is not None:
                     log.add(x)
@@ -549,6 +561,29 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
     return binding, feasible, skipped[~safe[skipped]] if len(skipped) else skipped
 
 
+def _attained(own_bounds: tuple[np.ndarray, np.ndarray] | None, t: int, lo_seen: np.ndarray,
+              hi_seen: np.ndarray, maximize: bool) -> float | None:
+    """The target's own bound in that direction, if a feasible point seen attains it (else None).
+
+    Why. A target's row carries its own bound (a suppressed cell's floor: at least 1 or 0; a
+    rounded cell's range), and no feasible point goes past it; so when one already sits on
+    it (``lo_seen``/``hi_seen`` hold only values of feasible points by the time the exact
+    stage runs), that bound is the exact optimum and needs no LP. Small suppressed cells often
+    sit on their floor in the sweeps' points, and HiGHS spends about 6 ms on every solve even
+    when no pivot is needed. For a leak, the solve skipped is the one at the floor, whose row
+    duals name only rows the cell cannot be moved past anyway."""
+    if own_bounds is None:
+        return None
+    lo, hi = own_bounds
+    bound = hi[t] if maximize else lo[t]
+    if not np.isfinite(bound):
+        return None
+    seen = hi_seen[t] if maximize else lo_seen[t]
+    if (seen >= bound - TOL) if maximize else (seen <= bound + TOL):
+        return float(bound)
+    return None
+
+
 def _near_whole(value: float, up: bool) -> bool:
     """``value`` lies just short of the next whole number in direction ``up`` (or down),
     by more than ``TOL`` (else it already counts as that number) but less than ``NEAR_WHOLE``."""
@@ -571,14 +606,14 @@ def _resolve_near_whole(model: "ComponentLP", idx, val, row, bounds: list[float]
 
 def _exact_share(args):
     """One worker's share of an exact stage (a picklable job; see ``protect_ranges``)."""
-    A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding, near = args
+    A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding, near, own = args
     model = ComponentLP(A, row_lo, row_hi)
     model.first_solve()
     lo_seen, hi_seen, safe = lo_seen.copy(), hi_seen.copy(), safe.copy()
     exact = np.zeros(len(safe), dtype=bool)
     log = PointLog()
     binding, feasible, deferred = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold,
-                                               width, want_binding, False, log, near)
+                                               width, want_binding, False, log, near, own)
     log.drop_last()
     return (lo_seen[share], hi_seen[share], exact[share], safe[share], binding, feasible, model.solves, log,
             deferred)
@@ -843,6 +878,8 @@ def protect_ranges(
         undecided = undecided[~safe[undecided] & ~outer_leak[undecided] & ~local_deferred[undecided]]
     _log("local")
     # exact per-target ranges
+    # (each target's own row bounds: a bound a point seen already attains is not solved for)
+    own = None if exact_all else (row_lo[targets], row_hi[targets])
     if cap is not None:
         model.set_col_upper(np.full(A.shape[1], INF))
     order = np.arange(nt) if exact_all else undecided[~safe[undecided] & ~outer_leak[undecided]
@@ -856,7 +893,7 @@ def protect_ranges(
         # after the other here. So the result depends on the input only, not on the machine.
         shares = [order[i::EXACT_SHARES] for i in range(EXACT_SHARES)]
         args = [(A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding,
-                 near)
+                 near, own)
                 for share in shares]
         results = None
         if disclosure_workers() > 1 and _may_fork():
@@ -881,7 +918,8 @@ def protect_ranges(
         order = order[:0]
     log = PointLog()
     binding, feasible, deferred = _exact_stage(model, AT, order, lo_seen, hi_seen, exact, safe, threshold,
-                                               width, want_binding, exact_all, None if exact_all else log, near)
+                                               width, want_binding, exact_all, None if exact_all else log, near,
+                                               own)
     res.deferred = np.concatenate([res.deferred, deferred])
     log.drop_last()
     if len(log):
