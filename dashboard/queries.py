@@ -3,7 +3,7 @@
 Rules kept here, so pages cannot break them:
 
 * The publication path (``OUTCOMES_DB``, default ``var/outcomes.duckdb``, a
-  symlink to ``var/releases/<release_id>.duckdb``) is resolved ONCE per
+  symlink to ``var/releases/outcomes/<release_id>.duckdb``) is resolved ONCE per
   script run (:func:`open_release`); everything that run shows is read from
   that one resolved file, through a :class:`Release` handle. A new release
   switches the symlink; the next run resolves the new file. A page therefore
@@ -59,14 +59,21 @@ def configured_path() -> Path:
 
 
 def _publication_link(path: Path) -> Path:
-    """If ``path`` is a release file inside ``releases/`` that a publication
-    symlink beside that folder points at, follow the symlink instead, so that
-    a dashboard started with an already-resolved path still sees later
+    """If ``path`` is a release file inside ``releases/<name>/`` (or, as laid out
+    before the thirteenth session, ``releases/``) that a publication symlink
+    beside that folder points at, follow the symlink instead, so that a
+    dashboard started with an already-resolved path still sees later
     releases."""
-    if path.is_symlink() or path.parent.name != "releases":
+    if path.is_symlink():
+        return path
+    if path.parent.name == "releases":
+        home = path.parent.parent
+    elif path.parent.parent.name == "releases":
+        home = path.parent.parent.parent
+    else:
         return path
     try:
-        for candidate in path.parent.parent.iterdir():
+        for candidate in home.iterdir():
             if candidate.is_symlink() and candidate.suffix == ".duckdb":
                 target = candidate.resolve()
                 if target.parent == path.parent.resolve():

@@ -2,9 +2,12 @@
 
 Layout on disk (``--db var/outcomes.duckdb``)::
 
-    var/outcomes.duckdb            -> releases/<release_id>.duckdb  (symlink)
-    var/releases/<release_id>.duckdb  the current and earlier kept releases
+    var/outcomes.duckdb            -> releases/outcomes/<release_id>.duckdb  (symlink)
+    var/releases/outcomes/<release_id>.duckdb  the current and earlier kept releases
     var/outcomes.duckdb.lock       held by the run that is publishing
+
+Each publication has its own folder of releases, named after its file, so
+several publications can share a folder (see ``releases_dir``).
 
 Atomicity: a release is written to a hidden temporary file beside the
 others, closed, fsynced, renamed to its final name, and only then does the
@@ -196,7 +199,17 @@ class PipelineOutput:
 
 
 def releases_dir(db_link: Path) -> Path:
-    return Path(db_link).parent / RELEASES_DIR
+    """The folder of the publication's releases: ``releases/<name>/`` beside it.
+
+    One folder per publication, because everything done to "the releases" (pruning the
+    oldest, removing files no run served, listing them for rollback, auditing the earlier
+    ones) must see that publication's files only. Until the thirteenth session every
+    publication in a folder shared ``releases/``: publishing ``var/b.duckdb`` five times
+    deleted the only release of ``var/a.duckdb``, leaving its link dangling, and the audit of
+    earlier releases mixed the two. Publications named ``x.duckdb`` and ``x.db`` in one
+    folder would still share one: give them different names."""
+    db_link = Path(db_link)
+    return db_link.parent / RELEASES_DIR / db_link.stem
 
 
 def new_release_id() -> str:
@@ -320,7 +333,7 @@ def _count_table_types(df: pd.DataFrame) -> dict[str, str]:
 def install_release(db_link: Path, release_id: str, write: Callable[[Path], None], *, what: str,
                     checkpoints: str) -> Path:
     """Write a release file with ``write(tmp)``, then make it the served one
-    atomically: fsync, rename into ``releases/<release_id>.duckdb``, switch the
+    atomically: fsync, rename into ``releases/<name>/<release_id>.duckdb``, switch the
     publication link. Used by publishing and by rollback, so both follow the
     same crash-safe steps. On any failure nothing half-written stays behind
     and the link still names the previous release."""
@@ -512,7 +525,7 @@ def _adopt_plain_file(db_link: Path, rdir: Path) -> None:
         switch_to(db_link, adopted)
 
 
-def _remove_stale_temporaries(rdir: Path, db_link: Path | None = None) -> None:
+def _remove_stale_temporaries(rdir: Path, db_link: Path) -> None:
     """Remove what a killed run left behind (call while holding the lock):
     hidden temporary release files (and DuckDB's ``.wal``/``.tmp`` beside
     them), half-made links, and release files that were renamed into place
@@ -522,13 +535,13 @@ def _remove_stale_temporaries(rdir: Path, db_link: Path | None = None) -> None:
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
-    for stale in rdir.parent.glob(".*.link"):
+    # half-made links of this publication (``switch_to`` makes them beside its link)
+    for stale in Path(db_link).parent.glob(f".{Path(db_link).name}.*.link"):
         if stale.is_symlink() or stale.is_file():
             stale.unlink(missing_ok=True)
-    if db_link is not None:
-        for orphan in _never_served(db_link):
-            orphan.unlink(missing_ok=True)
-            Path(str(orphan) + ".wal").unlink(missing_ok=True)
+    for orphan in _never_served(db_link):
+        orphan.unlink(missing_ok=True)
+        Path(str(orphan) + ".wal").unlink(missing_ok=True)
 
 
 def _never_served(db_link: Path) -> list[Path]:

@@ -158,3 +158,24 @@ def test_financial_years_summed_in_duckdb_need_every_month(release_file):
                               period=str(years["period_start"].iloc[0].date()))
     assert set(one["period_start"]) == {years["period_start"].iloc[0]}
     queries.clear_caches()
+
+
+@pytest.mark.parametrize("layout", ["releases/outcomes", "releases"])
+def test_a_resolved_release_path_follows_its_publication_link(tmp_path, layout):
+    """A dashboard started on the release file itself (an already-resolved path) follows
+    the publication's link, in each publication's own ``releases/<name>/`` and in the
+    shared ``releases/`` folder of earlier layouts; a file elsewhere is read as given."""
+    folder = tmp_path / layout
+    folder.mkdir(parents=True)
+    first, second = folder / "20260101T000000000Z-aaaaaa.duckdb", folder / "20260102T000000000Z-bbbbbb.duckdb"
+    for f in (first, second):
+        duckdb.connect(str(f)).close()
+    link = tmp_path / "outcomes.duckdb"
+    pub.switch_to(link, first)
+    assert queries.resolve_release_file(first) == first.resolve()
+    pub.switch_to(link, second)
+    assert queries.resolve_release_file(first) == second.resolve()     # the link, not the file given
+    loose = tmp_path / "elsewhere" / "copy.duckdb"
+    loose.parent.mkdir()
+    shutil.copyfile(first, loose)
+    assert queries.resolve_release_file(loose) == loose.resolve()

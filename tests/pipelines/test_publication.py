@@ -138,7 +138,8 @@ def test_runs_record_provenance(con):
 def test_publication_is_a_symlink_to_a_kept_release(demo_publication):
     assert demo_publication.is_symlink()
     target = demo_publication.resolve()
-    assert target.parent.name == "releases" and target.exists()
+    assert target.parent == publication.releases_dir(demo_publication).resolve() and target.exists()
+    assert target.parent.parent.name == "releases"
     con = duckdb.connect(str(target), read_only=True)
     assert con.execute("SELECT release_id FROM release").fetchone()[0] == target.stem
     con.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.framework.publication import releases_dir
 from pipelines.framework.runner import RUN_DIR_PREFIX
 
 from ..pipelines.extract_builder import EXACT_POLICY, Places, ae_row, alcohol_codes, write_csv
@@ -110,7 +111,7 @@ class State:
 
     @classmethod
     def of(cls, db: Path) -> "State":
-        rdir = db.parent / "releases"
+        rdir = releases_dir(db)
         served = db.resolve().name if db.is_symlink() else None
         files = {p.name: sha256(p) for p in sorted(rdir.glob("*.duckdb"))
                  if not p.name.startswith(".")} if rdir.is_dir() else {}
@@ -119,7 +120,7 @@ class State:
 
 def leftovers(db: Path, tmpdir: Path) -> dict[str, list[str]]:
     """What a killed run may leave behind, by kind."""
-    rdir = db.parent / "releases"
+    rdir = releases_dir(db)
     temporaries = sorted({p.name.split(".tmp.duckdb")[0] for p in rdir.glob(".*.tmp.duckdb*")})
     links = sorted(p.name for p in db.parent.glob(".*.link"))
     run_dirs = sorted(p.name for p in tmpdir.glob(f"{RUN_DIR_PREFIX}*"))

@@ -12,6 +12,8 @@ import time
 import duckdb
 import pytest
 
+from pipelines.framework.publication import releases_dir
+
 from ._support import (
     AUDIT_MISSING,
     State,
@@ -56,7 +58,7 @@ def read_everything(db) -> dict[str, int]:
 
 def release_chain(db) -> list[str]:
     """Release ids from the served one back through previous_release_id."""
-    rdir = db.parent / "releases"
+    rdir = releases_dir(db)
     chain, path = [], db.resolve()
     while path is not None and path.exists():
         con = duckdb.connect(str(path), read_only=True)

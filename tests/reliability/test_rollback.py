@@ -209,3 +209,33 @@ def test_governance_page_shows_a_rollback(pub, monkeypatch):
     rollback = shown[shown["action"] == "rollback"]
     assert len(rollback) == 1 and rollback["% suppressed"].iloc[0] == ""
     assert "shown on the governance page" in rollback["note"].iloc[0]
+
+
+def test_publications_sharing_a_folder_keep_their_own_releases(three_releases, tmp_path, capsys):
+    """Two publications in one folder: publishing one more often than releases are kept
+    neither removes nor lists the other's releases (when they shared ``releases/``, this
+    deleted the other's only release and left its link dangling), and each one's rollback
+    and audit of earlier releases see its own releases only."""
+    from pipelines.framework.disclosure.external import _earlier_releases
+    from pipelines.framework.publication import KEEP_RELEASES
+
+    folder = tmp_path / "shared"
+    a, b = folder / "a.duckdb", folder / "b.duckdb"
+    extracts, policy = three_releases["extracts"], three_releases["policy"]
+
+    def run(db, extract):
+        return main(["run", "alcohol_ae", "--input", str(extract), "--db", str(db), "--demo", "--policy", str(policy)])
+
+    assert run(a, extracts[0]) == 0
+    a_before = State.of(a)
+    for i in range(KEEP_RELEASES + 1):
+        assert run(b, extracts[i % len(extracts)]) == 0
+    assert State.of(a) == a_before                       # still served, its file byte for byte
+    assert check_publication_opens(a)["attendances"] == SIZES[0]
+    b_after = State.of(b)
+    assert len(b_after.releases) == KEEP_RELEASES and not set(b_after.releases) & set(a_before.releases)
+    assert _earlier_releases(a) == []
+    assert {p.name for p in _earlier_releases(b)} == set(b_after.releases) - {b_after.served}
+    capsys.readouterr()
+    assert main(["rollback", "--db", str(a), "--reason", "nothing earlier of its own"]) == 2
+    assert "no earlier release to restore" in " ".join(capsys.readouterr().err.split())

@@ -9,9 +9,9 @@ on the published values only. Tables whose catalogue ``policy`` is NULL are
 public reference data (e.g. population) and are skipped.
 
 Earlier releases: the publication path is normally a symlink
-``.../outcomes.duckdb -> releases/<release_id>.duckdb``; the other files of
-that ``releases/`` folder are the earlier kept releases (release ids sort in
-time order). With ``with_previous`` each pipeline is also audited combined
+``.../outcomes.duckdb -> releases/outcomes/<release_id>.duckdb`` (``releases/``
+itself before the thirteenth session); the other files of that folder are the
+earlier kept releases (release ids sort in time order). With ``with_previous`` each pipeline is also audited combined
 with its previous published version: the most recent earlier release whose
 catalogue shows a different ``release_id`` for the pipeline's tables (a
 release that did not refresh the pipeline carries the same tables).
@@ -103,7 +103,7 @@ def _meta_of(row) -> TableMeta:
 def _earlier_releases(db_path: Path) -> list[Path]:
     current = db_path.resolve()
     folder = current.parent
-    if db_path.is_symlink() or folder.name == "releases":
+    if db_path.is_symlink() or "releases" in (folder.name, folder.parent.name):
         files = sorted(p for p in folder.glob("*.duckdb") if not p.name.startswith("."))
         return [p for p in files if p.resolve() != current and p.name < current.name][::-1]
     return []
