@@ -33,6 +33,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import glob
 import json
 import os
 import secrets
@@ -536,7 +537,7 @@ def _remove_stale_temporaries(rdir: Path, db_link: Path) -> None:
         else:
             stale.unlink(missing_ok=True)
     # half-made links of this publication (``switch_to`` makes them beside its link)
-    for stale in Path(db_link).parent.glob(f".{Path(db_link).name}.*.link"):
+    for stale in Path(db_link).parent.glob(f".{glob.escape(Path(db_link).name)}.*.link"):
         if stale.is_symlink() or stale.is_file():
             stale.unlink(missing_ok=True)
     for orphan in _never_served(db_link):

@@ -520,24 +520,21 @@ def _exact_stage(model: "ComponentLP", AT: sp.csr_matrix, order: np.ndarray, lo_
         for k, maximize in enumerate((False, True)):
             own = _attained(own_bounds, t, lo_seen, hi_seen, maximize)
             if own is not None:
-                status, x, y = "attained", None, None
                 bounds[k] = own
             else:
                 status, x, y = model.solve(idx, val, maximize)
-            if status == "attained":
-                pass
-            elif status == "optimal":
-                bounds[k] = float((row @ x)[0])
-                if log is not None:
-                    log.add(x)
-                if not exact_all:
-                    record_witness(AT, x, order[~safe[order]], lo_seen, hi_seen, safe, width)
-                if want_binding:
-                    duals.append(np.flatnonzero(np.abs(y) > 1e-9))
-            elif status == "unbounded":
-                bounds[k] = np.inf if maximize else -np.inf
-            else:
-                feasible = False
+                if status == "optimal":
+                    bounds[k] = float((row @ x)[0])
+                    if log is not None:
+                        log.add(x)
+                    if not exact_all:
+                        record_witness(AT, x, order[~safe[order]], lo_seen, hi_seen, safe, width)
+                    if want_binding:
+                        duals.append(np.flatnonzero(np.abs(y) > 1e-9))
+                elif status == "unbounded":
+                    bounds[k] = np.inf if maximize else -np.inf
+                else:
+                    feasible = False
             if k == 0 and not exact_all and np.isfinite(bounds[0]):
                 # the exact minimum and the largest value seen may already settle it
                 lo_seen[t] = bounds[0]
