@@ -20,10 +20,12 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipelines.cli import main
+from pipelines.samples.common import nhs_check_digit
 
 from ..conftest import SEED
 from .extract_builder import AE_COLUMNS, EXACT_POLICY, Places, ae_row, alcohol_codes
@@ -40,12 +42,9 @@ ROWS_PER_YEAR = 6_667  # 20,001 rows over the three financial years, as pipeline
 
 def valid_nhs(first9: int) -> str:
     """The first valid NHS Number from ``first9`` on (Modulus 11)."""
-    while True:
-        digits = f"{first9:09d}"
-        check = (11 - sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11) % 11
-        if check != 10:
-            return digits + str(check)
+    while (check := int(nhs_check_digit(np.array([first9]))[0])) == 10:
         first9 += 1
+    return f"{first9:09d}{check}"
 
 
 def edge_rows(places: Places) -> list[dict]:
