@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from pipelines.definitions.alcohol_ae import SCHEMA as AE_SCHEMA
 from pipelines.framework.codelists import load_code_list
 from pipelines.definitions.alcohol_ae import CODELIST
+from pipelines.framework.identifiers import nhs_number_valid
+from pipelines.samples.common import nhs_check_digit
 
 AE_COLUMNS = [c.name for c in AE_SCHEMA.columns]
 
@@ -48,6 +51,17 @@ class Places:
 def alcohol_codes() -> tuple[str, str]:
     cl = load_code_list(CODELIST)
     return cl.codes("involvement")[0], cl.codes("diagnosis")[0]
+
+
+def valid_nhs(first9: int | str) -> str:
+    """The first valid NHS Number (Modulus 11) whose first nine digits are ``first9`` or,
+    where that has no valid check digit, the next nine-digit number that has one."""
+    first9 = int(first9)
+    while (check := int(nhs_check_digit(np.array([first9]))[0])) == 10:
+        first9 += 1
+    number = f"{first9:09d}{check}"
+    assert nhs_number_valid(number)  # the generator's check digit agrees with the pipeline's check
+    return number
 
 
 def ae_row(i: int, **kw) -> dict:

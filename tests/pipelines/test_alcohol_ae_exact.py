@@ -14,21 +14,10 @@ import duckdb
 import pytest
 
 from pipelines.cli import main
-from pipelines.framework.identifiers import nhs_number_valid
 
-from .extract_builder import EXACT_POLICY, Places, ae_row, alcohol_codes, write_csv
+from .extract_builder import EXACT_POLICY, Places, ae_row, alcohol_codes, valid_nhs, write_csv
 
 pytestmark = pytest.mark.pipeline
-
-
-def valid_nhs(prefix: str) -> str:
-    """Complete a nine-digit prefix with its Modulus 11 check digit."""
-    total = sum(int(d) * (10 - i) for i, d in enumerate(prefix))
-    check = (11 - total % 11) % 11
-    assert check != 10, "choose another prefix"
-    number = prefix + str(check)
-    assert nhs_number_valid(number)
-    return number
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,13 @@ import sys
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 
 from pipelines.cli import main
-from pipelines.samples.common import nhs_check_digit
 
 from ..conftest import SEED
-from .extract_builder import AE_COLUMNS, EXACT_POLICY, Places, ae_row, alcohol_codes
+from .extract_builder import AE_COLUMNS, EXACT_POLICY, Places, ae_row, alcohol_codes, valid_nhs
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -38,13 +36,6 @@ import pandas_alcohol_ae  # noqa: E402
 pytestmark = pytest.mark.pipeline
 
 ROWS_PER_YEAR = 6_667  # 20,001 rows over the three financial years, as pipeline_throughput.extract(20_001) makes
-
-
-def valid_nhs(first9: int) -> str:
-    """The first valid NHS Number from ``first9`` on (Modulus 11)."""
-    while (check := int(nhs_check_digit(np.array([first9]))[0])) == 10:
-        first9 += 1
-    return f"{first9:09d}{check}"
 
 
 def edge_rows(places: Places) -> list[dict]:

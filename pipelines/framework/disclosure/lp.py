@@ -44,6 +44,7 @@ each feasible range is wide enough, in five steps:
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import sys
@@ -90,11 +91,19 @@ def quiet_highs() -> highspy.Highs:
     return h
 
 
-def _flush_c_stdout() -> None:
+@functools.lru_cache(maxsize=1)
+def _c_fflush():
+    """C's ``fflush``, looked up once per process (``None`` where there is no C library)."""
     try:
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):  # no C library to call: nothing buffered there either
-        pass
+        return ctypes.CDLL(None).fflush
+    except (OSError, AttributeError):
+        return None
+
+
+def _flush_c_stdout() -> None:
+    fflush = _c_fflush()
+    if fflush is not None:  # no C library to call: nothing buffered there either
+        fflush(None)
 
 
 def integer_width(lo: float, hi: float) -> float:
