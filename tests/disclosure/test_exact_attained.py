@@ -41,19 +41,26 @@ def _stage(A, lo, hi, targets, own: bool, points: int):
     binding, feasible, _ = _exact_stage(model, AT, everyone, lo_seen, hi_seen, exact, safe, THRESHOLD, WIDTH,
                                         True, False, None, None, (lo[targets], hi[targets]) if own else None)
     assert feasible
-    return lo_seen, hi_seen, safe, binding, model.solves - before
+    return lo_seen, hi_seen, safe, binding, model.solves - before, exact
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 5, 8, 13])
 def test_skipping_attained_bounds_changes_no_range_and_no_verdict(seed):
     A, lo, hi, targets = _table_system(seed)
-    lo_a, hi_a, safe_a, binding_a, solves_a = _stage(A, lo, hi, targets, own=True, points=3)
-    lo_b, hi_b, safe_b, binding_b, solves_b = _stage(A, lo, hi, targets, own=False, points=3)
+    lo_a, hi_a, safe_a, binding_a, solves_a, exact_a = _stage(A, lo, hi, targets, own=True, points=3)
+    lo_b, hi_b, safe_b, binding_b, solves_b, exact_b = _stage(A, lo, hi, targets, own=False, points=3)
     assert safe_a.tolist() == safe_b.tolist()
+    # a cell settled without its exact range was proven safe by a point the stage found on the
+    # way (which points those are depends on the order of the solves, so it may differ
+    # between the runs); every other cell has its exact range in both, and they agree
+    assert safe_a[~exact_a].all() and safe_b[~exact_b].all()
+    both = exact_a & exact_b
+    assert both.any()
     # the exact minimum of a cell is its own floor exactly where a point had reached it
-    assert lo_a == pytest.approx(lo_b, abs=1e-6)
+    assert lo_a[both] == pytest.approx(lo_b[both], abs=1e-6)
     settled_by_min = np.isfinite(hi_a) & (hi_a != hi_b)   # a min that settled it skips the max
-    assert hi_a[~settled_by_min] == pytest.approx(hi_b[~settled_by_min], abs=1e-6)
+    keep = both & ~settled_by_min
+    assert hi_a[keep] == pytest.approx(hi_b[keep], abs=1e-6)
     assert sorted(binding_a) == sorted(binding_b)
     assert solves_a <= solves_b
 
@@ -63,8 +70,8 @@ def test_attained_bounds_are_skipped():
     saved = 0
     for seed in [1, 2, 3, 5, 8, 13]:
         A, lo, hi, targets = _table_system(seed)
-        *_, with_own = _stage(A, lo, hi, targets, own=True, points=3)
-        *_, without = _stage(A, lo, hi, targets, own=False, points=3)
+        *_, with_own, _ = _stage(A, lo, hi, targets, own=True, points=3)
+        *_, without, _ = _stage(A, lo, hi, targets, own=False, points=3)
         saved += without - with_own
     assert saved > 0
 
@@ -73,9 +80,9 @@ def test_every_target_is_solved_when_no_point_reaches_its_floor():
     """With a single point seen (the first solve's), only the targets it put on their floor
     skip their minimum; on the tables here that is fewer than with three points."""
     A, lo, hi, targets = _table_system(3)
-    *_, one = _stage(A, lo, hi, targets, own=True, points=1)
-    *_, three = _stage(A, lo, hi, targets, own=True, points=3)
-    *_, none = _stage(A, lo, hi, targets, own=False, points=3)
+    *_, one, _ = _stage(A, lo, hi, targets, own=True, points=1)
+    *_, three, _ = _stage(A, lo, hi, targets, own=True, points=3)
+    *_, none, _ = _stage(A, lo, hi, targets, own=False, points=3)
     assert three <= one <= none
 
 

@@ -212,13 +212,28 @@ def hinted_ranges(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, targ
 
 
 class ComponentLP:
-    """One sparse LP (rows ``A`` over variables >= 0) re-solved with new objectives."""
+    """One sparse LP (rows ``A`` over variables >= 0) re-solved with new objectives.
+
+    A row over a single variable (a published cell that is one variable of the model: most
+    of the finest cells) is given to HiGHS as bounds on that variable, not as a row. The
+    feasible set and the optima are the same; the simplex basis is as large as the rows
+    left, about half (on a 20,267-variable quarter of the 10^5 bench, 13,929 rows instead of
+    27,610), and each warm-started solve took 47 ms instead of 83 ms on average, with the
+    same optimal values (``tests/disclosure/test_singleton_rows.py``). Row duals are still
+    reported for every row of ``A``: a one-variable row's dual is its variable's reduced
+    cost when the variable sits on the bound the row gave it (the row binds), else 0."""
 
     def __init__(self, A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray,
                  col_hi: np.ndarray | None = None, threads: int = 1):
         A = sp.csr_matrix(A)
+        A.sum_duplicates()
         self.A = A
         self.n_rows, self.n_cols = A.shape
+        row_lo = np.asarray(row_lo, float)
+        row_hi = np.asarray(row_hi, float)
+        self._split_singletons(A, row_lo, row_hi)
+        kept = self._kept
+        Ak = A[kept] if len(kept) < self.n_rows else A
         h = quiet_highs()
         h.setOptionValue("threads", threads)
         h.setOptionValue("random_seed", 0)
@@ -228,21 +243,20 @@ class ComponentLP:
         h.setOptionValue("simplex_strategy", 4)
         lp = highspy.HighsLp()
         lp.num_col_ = self.n_cols
-        lp.num_row_ = self.n_rows
+        lp.num_row_ = len(kept)
         lp.col_cost_ = np.zeros(self.n_cols)
-        lp.col_lower_ = np.zeros(self.n_cols)
         self._col_lo = np.zeros(self.n_cols)
         self._col_hi = np.full(self.n_cols, INF) if col_hi is None else np.array(col_hi, dtype=float)
-        lp.col_upper_ = self._col_hi
-        self._row_lo = np.asarray(row_lo, float)
-        self._row_hi = np.asarray(row_hi, float)
+        lp.col_lower_, lp.col_upper_ = self._effective_bounds(np.arange(self.n_cols))
+        self._row_lo = row_lo
+        self._row_hi = row_hi
         self._ipm = False
-        lp.row_lower_ = np.where(np.isfinite(row_lo), row_lo, -INF)
-        lp.row_upper_ = np.where(np.isfinite(row_hi), row_hi, INF)
+        lp.row_lower_ = np.where(np.isfinite(row_lo[kept]), row_lo[kept], -INF)
+        lp.row_upper_ = np.where(np.isfinite(row_hi[kept]), row_hi[kept], INF)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = A.indices.astype(np.int32)
-        lp.a_matrix_.value_ = A.data.astype(float)
+        lp.a_matrix_.start_ = Ak.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = Ak.indices.astype(np.int32)
+        lp.a_matrix_.value_ = Ak.data.astype(float)
         h.passModel(lp)
         self.h = h
         self._cost_idx = np.zeros(0, dtype=np.int32)
@@ -251,6 +265,44 @@ class ComponentLP:
         # far faster there (seconds instead of tens of seconds on 10^4 variables); later solves
         # start from the previous basis without presolve
         self._fresh = self.n_cols > 300
+
+    def _split_singletons(self, A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray) -> None:
+        """Rows with one non-zero become bounds on their variable (``_s_lo``, ``_s_hi``:
+        the tightest over such rows); ``_kept`` are the rows HiGHS gets."""
+        nnz = np.diff(A.indptr)
+        single = np.flatnonzero(nnz == 1)
+        self._kept = np.flatnonzero(nnz != 1)
+        self._single = single
+        self._s_col = A.indices[A.indptr[single]].astype(np.int64)
+        a = A.data[A.indptr[single]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo_a, hi_a = row_lo[single] / a, row_hi[single] / a
+        lo_x = np.where(a > 0, lo_a, hi_a)        # a negative coefficient flips the bounds
+        hi_x = np.where(a > 0, hi_a, lo_a)
+        self._s_coef = a
+        self._s_lo = np.full(A.shape[1], -np.inf)
+        self._s_hi = np.full(A.shape[1], np.inf)
+        np.maximum.at(self._s_lo, self._s_col, np.where(np.isnan(lo_x), -np.inf, lo_x))
+        np.minimum.at(self._s_hi, self._s_col, np.where(np.isnan(hi_x), np.inf, hi_x))
+
+    def _effective_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The bounds HiGHS holds for ``cols``: the columns' own, met with their rows'."""
+        lo = np.maximum(self._col_lo[cols], self._s_lo[cols])
+        hi = np.minimum(self._col_hi[cols], self._s_hi[cols])
+        return np.where(np.isfinite(lo), lo, -INF), np.where(np.isfinite(hi), hi, INF)
+
+    def _row_duals(self, sol, x: np.ndarray) -> np.ndarray:
+        """Duals of every row of ``A`` (see the class docstring for one-variable rows)."""
+        y = np.zeros(self.n_rows)
+        y[self._kept] = np.asarray(sol.row_dual)
+        if len(self._single):
+            d = np.asarray(sol.col_dual)[self._s_col]
+            ax = self._s_coef * x[self._s_col]
+            lo, hi = self._row_lo[self._single], self._row_hi[self._single]
+            tight = ((np.abs(ax - lo) <= 1e-7 * np.maximum(1.0, np.abs(lo)))
+                     | (np.abs(ax - hi) <= 1e-7 * np.maximum(1.0, np.abs(hi))))
+            y[self._single] = np.where(tight, d / self._s_coef, 0.0)
+        return y
 
     def use_interior_point(self) -> None:
         """Solve by interior point without crossover (for sweeps on large models: each solve
@@ -283,17 +335,20 @@ class ComponentLP:
 
     def set_col_upper(self, hi: np.ndarray) -> None:
         idx = np.arange(self.n_cols, dtype=np.int32)
-        self.h.changeColsBounds(self.n_cols, idx, np.zeros(self.n_cols), np.asarray(hi, float))
         self._col_lo = np.zeros(self.n_cols)
         self._col_hi = np.array(hi, dtype=float)   # a copy: ``set_cols_bounds`` writes into it
+        lo_e, hi_e = self._effective_bounds(idx)
+        self.h.changeColsBounds(self.n_cols, idx, lo_e, hi_e)
 
     def set_cols_bounds(self, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        """New bounds for some columns (kept here too, for ``feasible_point``)."""
+        """New bounds for some columns (kept here too, for ``feasible_point``; HiGHS gets
+        them met with the bounds of the columns' one-variable rows)."""
         cols = np.asarray(cols, dtype=np.int32)
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-        self.h.changeColsBounds(len(cols), cols, lo, hi)
         self._col_lo[cols] = lo
         self._col_hi[cols] = hi
+        lo_e, hi_e = self._effective_bounds(cols)
+        self.h.changeColsBounds(len(cols), cols, lo_e, hi_e)
 
     def solve(self, cost_idx: np.ndarray, cost_val: np.ndarray, maximize: bool):
         """Returns (status, col_values, row_duals); status 'optimal', 'unbounded' or 'infeasible'."""
@@ -327,7 +382,8 @@ class ComponentLP:
             return "failed", None, None
         if st == highspy.HighsModelStatus.kOptimal:
             sol = h.getSolution()
-            return "optimal", np.asarray(sol.col_value), np.asarray(sol.row_dual)
+            x = np.asarray(sol.col_value)
+            return "optimal", x, self._row_duals(sol, x)
         if st in (highspy.HighsModelStatus.kUnbounded,):
             return "unbounded", None, None
         if st == highspy.HighsModelStatus.kUnboundedOrInfeasible:
@@ -345,7 +401,8 @@ class ComponentLP:
         st = h.getModelStatus()
         if st == highspy.HighsModelStatus.kOptimal:
             sol = h.getSolution()
-            return "optimal", np.asarray(sol.col_value), np.asarray(sol.row_dual)
+            x = np.asarray(sol.col_value)
+            return "optimal", x, self._row_duals(sol, x)
         if st == highspy.HighsModelStatus.kUnbounded:
             return "unbounded", None, None
         return "infeasible", None, None
