@@ -55,6 +55,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from .reduction import Reduction
+
 INF = highspy.kHighsInf
 TOL = 1e-6
 #: an exact bound closer than this to the whole number that would widen its range (but not
@@ -214,14 +216,11 @@ def hinted_ranges(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, targ
 class ComponentLP:
     """One sparse LP (rows ``A`` over variables >= 0) re-solved with new objectives.
 
-    A row over a single variable (a published cell that is one variable of the model: most
-    of the finest cells) is given to HiGHS as bounds on that variable, not as a row. The
-    feasible set and the optima are the same; the simplex basis is as large as the rows
-    left, about half (on a 20,267-variable quarter of the 10^5 bench, 13,929 rows instead of
-    27,610), and each warm-started solve took 47 ms instead of 83 ms on average, with the
-    same optimal values (``tests/disclosure/test_singleton_rows.py``). Row duals are still
-    reported for every row of ``A``: a one-variable row's dual is its variable's reduced
-    cost when the variable sits on the bound the row gave it (the row binds), else 0."""
+    HiGHS gets a smaller model with the same feasible points (``reduction``: separator rows
+    merge their two variables, and rows over one variable become bounds): at 10^5 bench
+    cells a warm-started solve took 27 ms instead of 83 ms, with the same optima
+    (``tests/disclosure/test_reduction.py``). Everything here speaks of the original model:
+    objectives and points over its variables, duals for every one of its rows."""
 
     def __init__(self, A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray,
                  col_hi: np.ndarray | None = None, threads: int = 1):
@@ -231,9 +230,10 @@ class ComponentLP:
         self.n_rows, self.n_cols = A.shape
         row_lo = np.asarray(row_lo, float)
         row_hi = np.asarray(row_hi, float)
-        self._split_singletons(A, row_lo, row_hi)
-        kept = self._kept
-        Ak = A[kept] if len(kept) < self.n_rows else A
+        self._row_lo = row_lo
+        self._row_hi = row_hi
+        self._red = red = Reduction(A, row_lo, row_hi)
+        M = red.matrix
         h = quiet_highs()
         h.setOptionValue("threads", threads)
         h.setOptionValue("random_seed", 0)
@@ -242,21 +242,20 @@ class ComponentLP:
         h.setOptionValue("presolve", "off")
         h.setOptionValue("simplex_strategy", 4)
         lp = highspy.HighsLp()
-        lp.num_col_ = self.n_cols
-        lp.num_row_ = len(kept)
-        lp.col_cost_ = np.zeros(self.n_cols)
+        lp.num_col_ = red.n_groups
+        lp.num_row_ = M.shape[0]
+        lp.col_cost_ = np.zeros(red.n_groups)
         self._col_lo = np.zeros(self.n_cols)
         self._col_hi = np.full(self.n_cols, INF) if col_hi is None else np.array(col_hi, dtype=float)
-        lp.col_lower_, lp.col_upper_ = self._effective_bounds(np.arange(self.n_cols))
-        self._row_lo = row_lo
-        self._row_hi = row_hi
+        lp.col_lower_, lp.col_upper_ = self._highs_col_bounds()
         self._ipm = False
-        lp.row_lower_ = np.where(np.isfinite(row_lo[kept]), row_lo[kept], -INF)
-        lp.row_upper_ = np.where(np.isfinite(row_hi[kept]), row_hi[kept], INF)
+        rlo, rhi = red.row_bounds()
+        lp.row_lower_ = np.where(np.isfinite(rlo), rlo, -INF)
+        lp.row_upper_ = np.where(np.isfinite(rhi), rhi, INF)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_ = Ak.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = Ak.indices.astype(np.int32)
-        lp.a_matrix_.value_ = Ak.data.astype(float)
+        lp.a_matrix_.start_ = M.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = M.indices.astype(np.int32)
+        lp.a_matrix_.value_ = M.data.astype(float)
         h.passModel(lp)
         self.h = h
         self._cost_idx = np.zeros(0, dtype=np.int32)
@@ -266,43 +265,20 @@ class ComponentLP:
         # start from the previous basis without presolve
         self._fresh = self.n_cols > 300
 
-    def _split_singletons(self, A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray) -> None:
-        """Rows with one non-zero become bounds on their variable (``_s_lo``, ``_s_hi``:
-        the tightest over such rows); ``_kept`` are the rows HiGHS gets."""
-        nnz = np.diff(A.indptr)
-        single = np.flatnonzero(nnz == 1)
-        self._kept = np.flatnonzero(nnz != 1)
-        self._single = single
-        self._s_col = A.indices[A.indptr[single]].astype(np.int64)
-        a = A.data[A.indptr[single]]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lo_a, hi_a = row_lo[single] / a, row_hi[single] / a
-        lo_x = np.where(a > 0, lo_a, hi_a)        # a negative coefficient flips the bounds
-        hi_x = np.where(a > 0, hi_a, lo_a)
-        self._s_coef = a
-        self._s_lo = np.full(A.shape[1], -np.inf)
-        self._s_hi = np.full(A.shape[1], np.inf)
-        np.maximum.at(self._s_lo, self._s_col, np.where(np.isnan(lo_x), -np.inf, lo_x))
-        np.minimum.at(self._s_hi, self._s_col, np.where(np.isnan(hi_x), np.inf, hi_x))
-
-    def _effective_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The bounds HiGHS holds for ``cols``: the columns' own, met with their rows'."""
-        lo = np.maximum(self._col_lo[cols], self._s_lo[cols])
-        hi = np.minimum(self._col_hi[cols], self._s_hi[cols])
+    def _highs_col_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self._red.col_bounds(self._col_lo, self._col_hi)
         return np.where(np.isfinite(lo), lo, -INF), np.where(np.isfinite(hi), hi, INF)
 
-    def _row_duals(self, sol, x: np.ndarray) -> np.ndarray:
-        """Duals of every row of ``A`` (see the class docstring for one-variable rows)."""
-        y = np.zeros(self.n_rows)
-        y[self._kept] = np.asarray(sol.row_dual)
-        if len(self._single):
-            d = np.asarray(sol.col_dual)[self._s_col]
-            ax = self._s_coef * x[self._s_col]
-            lo, hi = self._row_lo[self._single], self._row_hi[self._single]
-            tight = ((np.abs(ax - lo) <= 1e-7 * np.maximum(1.0, np.abs(lo)))
-                     | (np.abs(ax - hi) <= 1e-7 * np.maximum(1.0, np.abs(hi))))
-            y[self._single] = np.where(tight, d / self._s_coef, 0.0)
-        return y
+    def _pass_col_bounds(self) -> None:
+        lo, hi = self._highs_col_bounds()
+        idx = np.arange(self._red.n_groups, dtype=np.int32)
+        self.h.changeColsBounds(len(idx), idx, lo, hi)
+
+    def _optimal(self):
+        sol = self.h.getSolution()
+        z = np.asarray(sol.col_value)
+        y = self._red.row_duals(np.asarray(sol.row_dual), np.asarray(sol.col_dual), z)
+        return "optimal", self._red.expand(z), y
 
     def use_interior_point(self) -> None:
         """Solve by interior point without crossover (for sweeps on large models: each solve
@@ -334,29 +310,25 @@ class ComponentLP:
         return self.solve(cost_idx, cost_val, maximize)
 
     def set_col_upper(self, hi: np.ndarray) -> None:
-        idx = np.arange(self.n_cols, dtype=np.int32)
         self._col_lo = np.zeros(self.n_cols)
         self._col_hi = np.array(hi, dtype=float)   # a copy: ``set_cols_bounds`` writes into it
-        lo_e, hi_e = self._effective_bounds(idx)
-        self.h.changeColsBounds(self.n_cols, idx, lo_e, hi_e)
+        self._pass_col_bounds()
 
     def set_cols_bounds(self, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         """New bounds for some columns (kept here too, for ``feasible_point``; HiGHS gets
-        them met with the bounds of the columns' one-variable rows)."""
-        cols = np.asarray(cols, dtype=np.int32)
-        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-        self._col_lo[cols] = lo
-        self._col_hi[cols] = hi
-        lo_e, hi_e = self._effective_bounds(cols)
-        self.h.changeColsBounds(len(cols), cols, lo_e, hi_e)
+        them met with the bounds of the variables they are merged with, and of their rows)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        self._col_lo[cols] = np.asarray(lo, float)
+        self._col_hi[cols] = np.asarray(hi, float)
+        self._pass_col_bounds()
 
     def solve(self, cost_idx: np.ndarray, cost_val: np.ndarray, maximize: bool):
         """Returns (status, col_values, row_duals); status 'optimal', 'unbounded' or 'infeasible'."""
         h = self.h
         if len(self._cost_idx):
             h.changeColsCost(len(self._cost_idx), self._cost_idx, np.zeros(len(self._cost_idx)))
-        cost_idx = np.asarray(cost_idx, dtype=np.int32)
-        h.changeColsCost(len(cost_idx), cost_idx, np.asarray(cost_val, float))
+        cost_idx, cost_val = self._red.objective(cost_idx, cost_val)
+        h.changeColsCost(len(cost_idx), cost_idx, cost_val)
         self._cost_idx = cost_idx
         h.changeObjectiveSense(highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize)
         if self._fresh:
@@ -376,14 +348,12 @@ class ComponentLP:
         if self._ipm:
             # witnesses only: any point that satisfies the rows will do, optimal or not
             if st in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kUnknown):
-                x = self.feasible_point(np.asarray(h.getSolution().col_value))
+                x = self.feasible_point(self._red.expand(np.asarray(h.getSolution().col_value)))
                 if x is not None:
                     return "optimal", x, None
             return "failed", None, None
         if st == highspy.HighsModelStatus.kOptimal:
-            sol = h.getSolution()
-            x = np.asarray(sol.col_value)
-            return "optimal", x, self._row_duals(sol, x)
+            return self._optimal()
         if st in (highspy.HighsModelStatus.kUnbounded,):
             return "unbounded", None, None
         if st == highspy.HighsModelStatus.kUnboundedOrInfeasible:
@@ -400,9 +370,7 @@ class ComponentLP:
         h.run()
         st = h.getModelStatus()
         if st == highspy.HighsModelStatus.kOptimal:
-            sol = h.getSolution()
-            x = np.asarray(sol.col_value)
-            return "optimal", x, self._row_duals(sol, x)
+            return self._optimal()
         if st == highspy.HighsModelStatus.kUnbounded:
             return "unbounded", None, None
         return "infeasible", None, None
