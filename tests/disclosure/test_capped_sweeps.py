@@ -124,8 +124,9 @@ def test_capped_sweeps_never_change_a_verdict(monkeypatch, interior):
         A, lo, hi, targets = _table_system(seed)
         # no plain sweeps and no local stage: capped sweeps see every target the first point
         # did not settle, and the exact stage decides the rest
-        # ipm_above=0: every component counts as large, so the capped stage solves by
-        # interior point (as on large releases)
+        # ipm_above=0 and CAPPED_IPM_ABOVE=0: every component counts as large, so the capped
+        # stage solves by interior point (as it can be set to on large releases)
+        monkeypatch.setattr(lp, "CAPPED_IPM_ABOVE", 0 if interior else 10 ** 12)
         fast = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, seed=seed, sweeps=0,
                               local_above=10 ** 9, ipm_above=0 if interior else 10 ** 9)
         exact = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)

@@ -376,6 +376,14 @@ class ComponentLP:
         return "infeasible", None, None
 
 
+#: capped sweeps solve by interior point on components with more variables than this, else by
+#: dual simplex warm-started from the previous capped solve. Interior point was the better of
+#: the two before HiGHS got the reduced model (``reduction``); with it, dual simplex is faster
+#: everywhere measured (fifteenth session): the 10^5 bench 153 s instead of 173-178 s, the A&E
+#: demo gate under nhs-digital 13.2-13.5 s instead of 15.7-17.1 s, under opensafely 38.9 s
+#: instead of 50.5 s, suppress-under-10 26.7 s instead of 29.8 s, opensafely-midpoint6 16.6 s
+#: instead of 20.7 s. So by default never (``OUTCOMES_CAPPED_IPM_ABOVE`` to set it).
+CAPPED_IPM_ABOVE = int(os.environ.get("OUTCOMES_CAPPED_IPM_ABOVE", str(10 ** 12)))
 #: capped sweeps stop when one proves fewer than this share of the targets still open
 #: (and fewer than ``CAPPED_MIN_CELLS``), or after ``CAPPED_MAX`` solves in one direction
 CAPPED_MIN_SHARE = 0.01
@@ -465,7 +473,9 @@ def _capped_sweeps(A: sp.csr_matrix, row_lo: np.ndarray, row_hi: np.ndarray, tar
     previous simplex basis is a poor start: on a 17,280-variable component of a monthly
     sex-by-age release, warm dual simplex took 8-9 s a solve (23,000 iterations, more than
     the 13,000 of the first solve from nothing), interior point about 1 s, for the same
-    targets proven; on a 10^5-bench quarter (20,267 variables) 0.9 s against 1.1 s."""
+    targets proven; on a 10^5-bench quarter (20,267 variables) 0.9 s against 1.1 s. Those
+    figures are from before HiGHS got the reduced model (``reduction``); with it warm dual
+    simplex is the faster, and the default (``CAPPED_IPM_ABOVE``)."""
     rows = targets[und]
     up_need = np.ceil(lo_seen[und] - TOL) + (width - 1)
     if up:
@@ -863,7 +873,8 @@ def protect_ranges(
     if not exact_all and len(undecided) > 8:
         for up in (True, False):
             capped += _capped_sweeps(A, row_lo, row_hi, targets, AT, undecided, lo_seen, hi_seen, safe, width,
-                                     col_cap, up, witness, rng, interior=sweeper is not model)
+                                     col_cap, up, witness, rng,
+                                     interior=sweeper is not model and A.shape[1] > CAPPED_IPM_ABOVE)
             undecided = undecided[~safe[undecided]]
     _log(f"capped ({capped} solves)")
     # local inner / outer LPs on large components
