@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipelines.framework.disclosure import lp
 from pipelines.framework.disclosure.lp import protect_ranges
 
 from .test_local_stage import _sum_rows
@@ -42,12 +43,29 @@ def test_verdicts_are_exact_after_the_sweeps_stop():
     assert np.allclose(r.lo, 1.0) and np.allclose(r.hi, 3.0)
 
 
-def test_sweeps_go_on_while_they_prove_cells():
-    """Cells under one roomy total: the first solve leaves them all at their floor, and
-    sweeps prove them a few at a time, so more than one sweep runs."""
-    k = 60
+def _roomy_total(k: int = 60):
+    """k suppressed cells under one total with room for 40 more: the first solve leaves them
+    all at their floor, and sweeps prove them a few at a time."""
     A = _sum_rows([[i] for i in range(k)] + [list(range(k))], k)
     lo = np.array([1.0] * k + [float(k)])
     hi = np.array([np.inf] * k + [k + 40.0])
-    r = protect_ranges(A, lo, hi, np.arange(k), THRESHOLD, WIDTH, max_exact=0, sweeps=6)
+    return A, lo, hi, np.arange(k)
+
+
+def test_sweeps_go_on_while_they_prove_cells(monkeypatch):
+    monkeypatch.setattr(lp, "SWEEP_MIN_PROVEN", 1)
+    A, lo, hi, targets = _roomy_total()
+    r = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, max_exact=0, sweeps=6)
     assert r.solves > 1 + 2
+
+
+def test_a_sweep_proving_too_few_cells_ends_the_sweeps(monkeypatch):
+    """Below ``SWEEP_MIN_PROVEN`` cells a sweep costs more than the exact solves it saves;
+    the exact stage then decides the rest, with the same verdicts as solving every cell."""
+    monkeypatch.setattr(lp, "SWEEP_MIN_PROVEN", 10 ** 6)
+    A, lo, hi, targets = _roomy_total()
+    r = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, max_exact=0, sweeps=6)
+    assert r.solves == 1 + 2
+    full = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, sweeps=6)
+    exact = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
+    assert full.safe.tolist() == exact.safe.tolist()
