@@ -94,6 +94,13 @@ def test_negative_coefficient_flips_the_bounds():
     assert model.solve(np.array([0]), np.array([1.0]), maximize=False)[1][0] == pytest.approx(2.0)
 
 
+def test_a_bound_at_infinity_stays_a_bound():
+    """A one-variable row whose lower bound is +inf (x0 >= inf) can never hold."""
+    A = _sum_rows([[0], [0, 1]], 2)
+    model = ComponentLP(A, np.array([np.inf, 0.0]), np.array([np.inf, 10.0]))
+    assert model.first_solve()[0] == "infeasible"
+
+
 def test_conflicting_one_variable_rows_are_infeasible():
     A = _sum_rows([[0], [0], [0, 1]], 2)
     model = ComponentLP(A, np.array([3.0, 0.0, 0.0]), np.array([np.inf, 2.0, 10.0]))

@@ -266,8 +266,9 @@ class ComponentLP:
         self._fresh = self.n_cols > 300
 
     def _highs_col_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self._red.col_bounds(self._col_lo, self._col_hi)
-        return np.where(np.isfinite(lo), lo, -INF), np.where(np.isfinite(hi), hi, INF)
+        # infinities pass as they are (``INF`` is numpy's): a lower bound of +inf must stay
+        # infeasible, not turn into "no bound"
+        return self._red.col_bounds(self._col_lo, self._col_hi)
 
     def _pass_col_bounds(self) -> None:
         lo, hi = self._highs_col_bounds()

@@ -4,9 +4,11 @@ Why. A component's system has two kinds of rows that need no place in a simplex 
 
 * rows over one variable: a published cell that is one variable of the model (most of the
   finest cells). Such a row is a bound on its variable;
-* separator rows ``x_a - x_b = 0`` (``relations``: two tables' blocks of the same events
-  glued together). Such a row says two variables are one; every row that mentions either
-  can mention one merged variable instead.
+* separator rows ``x_a - x_b = 0``: two tables' blocks of the same events glued together
+  (``relations``), and, in the audit's cell form (``audit._cell_form``), the definition of
+  a cell that is one variable (most of them, at 10^5 bench cells). Such a row says two
+  variables are one; every row that mentions either can mention one merged variable
+  instead.
 
 Removing them halves the basis or better (one 20,267-variable quarter of the 10^5 bench:
 27,610 rows and 20,267 variables become 5,423 rows and 11,761 variables), and a
