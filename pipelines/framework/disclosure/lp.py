@@ -247,7 +247,7 @@ class ComponentLP:
         lp.col_cost_ = np.zeros(red.n_groups)
         self._col_lo = np.zeros(self.n_cols)
         self._col_hi = np.full(self.n_cols, INF) if col_hi is None else np.array(col_hi, dtype=float)
-        lp.col_lower_, lp.col_upper_ = self._highs_col_bounds()
+        lp.col_lower_, lp.col_upper_ = red.col_bounds(self._col_lo, self._col_hi)
         self._ipm = False
         rlo, rhi = red.row_bounds()
         lp.row_lower_ = np.where(np.isfinite(rlo), rlo, -INF)
@@ -265,15 +265,13 @@ class ComponentLP:
         # start from the previous basis without presolve
         self._fresh = self.n_cols > 300
 
-    def _highs_col_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        # infinities pass as they are (``INF`` is numpy's): a lower bound of +inf must stay
-        # infeasible, not turn into "no bound"
-        return self._red.col_bounds(self._col_lo, self._col_hi)
-
-    def _pass_col_bounds(self) -> None:
-        lo, hi = self._highs_col_bounds()
-        idx = np.arange(self._red.n_groups, dtype=np.int32)
-        self.h.changeColsBounds(len(idx), idx, lo, hi)
+    def _pass_col_bounds(self, cols: np.ndarray | None = None) -> None:
+        """Give HiGHS the bounds of the merged variables holding ``cols`` (all when None).
+        Infinities pass as they are (``INF`` is numpy's): a lower bound of +inf must stay
+        infeasible, not turn into "no bound"."""
+        lo, hi = self._red.col_bounds(self._col_lo, self._col_hi)
+        groups = np.arange(self._red.n_groups) if cols is None else np.unique(self._red.group[cols])
+        self.h.changeColsBounds(len(groups), groups.astype(np.int32), lo[groups], hi[groups])
 
     def _optimal(self):
         sol = self.h.getSolution()
@@ -321,7 +319,7 @@ class ComponentLP:
         cols = np.asarray(cols, dtype=np.int64)
         self._col_lo[cols] = np.asarray(lo, float)
         self._col_hi[cols] = np.asarray(hi, float)
-        self._pass_col_bounds()
+        self._pass_col_bounds(cols)
 
     def solve(self, cost_idx: np.ndarray, cost_val: np.ndarray, maximize: bool):
         """Returns (status, col_values, row_duals); status 'optimal', 'unbounded' or 'infeasible'."""
