@@ -135,3 +135,59 @@ def test_a_bound_really_short_of_a_whole_number_stays_narrow(monkeypatch):
     _drifting_solve(monkeypatch, exact_when_fresh=False)
     r = protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, exact_all=True)
     assert not r.safe.any()
+
+
+def _count_inner(monkeypatch) -> list[int]:
+    """Count the local stage's inner LPs (each still solved for real)."""
+    calls: list[int] = []
+    real = lp._Local.inner
+
+    def counted(self, r, V):
+        calls.append(r)
+        return real(self, r, V)
+
+    monkeypatch.setattr(lp._Local, "inner", counted)
+    return calls
+
+
+def _local_stage_only(monkeypatch, A, lo, hi, targets):
+    monkeypatch.setattr(lp, "LOCAL_TRIAL", 10 ** 6)
+    monkeypatch.setattr(lp, "_capped_sweeps", lambda *a, **k: 0)
+    return protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, want_binding=True, sweeps=0,
+                          local_above=0, ipm_above=10 ** 9)
+
+
+def test_inner_lp_is_dropped_once_it_has_proven_none_of_the_first_cells(monkeypatch):
+    """Twelve lines of three cells and their total (shown), one cell suppressed in each: the
+    total gives every one away, so no inner LP can prove any safe. After ``INNER_TRIAL`` of
+    them the stage stops trying, and its outer LPs still find every leak."""
+    n = 12
+    rows = [[i] for i in range(3 * n)] + [[3 * k, 3 * k + 1, 3 * k + 2] for k in range(n)]
+    A = _sum_rows(rows, 3 * n)
+    x = np.tile([2.0, 20.0, 30.0], n)
+    suppressed = np.zeros(4 * n, dtype=bool)
+    suppressed[0:3 * n:3] = True
+    values = np.concatenate([x, x.reshape(n, 3).sum(axis=1)])
+    lo = np.where(suppressed, 1.0, values)
+    hi = np.where(suppressed, np.inf, values)
+    calls = _count_inner(monkeypatch)
+    r = _local_stage_only(monkeypatch, A, lo, hi, np.flatnonzero(suppressed))
+    assert len(calls) == lp.INNER_TRIAL
+    assert not r.safe.any()
+    assert not r.exact.any()              # every leak found by an outer LP, none solved exactly
+    assert r.hi.tolist() == [2.0] * n
+
+
+def test_inner_lp_is_kept_while_it_proves_cells(monkeypatch):
+    """Five independent 2x2 blocks of suppressed cells with margins of 6 (each cell's range is
+    [1, 5]: safe). From the first feasible point alone nothing is proven; each inner LP over
+    a block proves its cell, so the stage keeps solving them, one per target."""
+    A0, lo0, hi0, t0 = _square_system()
+    blocks = 5
+    A = sp.block_diag([A0] * blocks, format="csr")
+    lo, hi = np.tile(lo0, blocks), np.tile(hi0, blocks)
+    targets = np.concatenate([t0 + k * A0.shape[0] for k in range(blocks)])
+    calls = _count_inner(monkeypatch)
+    r = _local_stage_only(monkeypatch, A, lo, hi, targets)
+    assert r.safe.all()
+    assert len(calls) == len(targets) > lp.INNER_TRIAL
