@@ -45,7 +45,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from .lp import disclosure_workers, hinted_ranges, integer_width, protect_ranges
+from .lp import EXACT_SHARES, disclosure_workers, hinted_ranges, integer_width, protect_ranges
 from .meta import TableMeta
 from .policy import Policy
 from .primary import published_range
@@ -522,8 +522,10 @@ PARALLEL_MIN_VARS = 1500
 
 
 def _check_component(args):
-    """Check one component (a picklable job; see ``analyse``). Returns (result, fell_back)."""
-    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints, defer = args
+    """Check one component (a picklable job; see ``analyse``; ``_run_jobs`` adds how many
+    shares its exact stage may be split into). Returns (result, fell_back)."""
+    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints, defer = args[:14]
+    shares = args[14] if len(args) > 14 else EXACT_SHARES
     if hints and not exact_all:
         # targets the hints prove safe need no LP; the rest are checked as usual
         pre = hinted_ranges(A, rlo, rhi, tloc, policy.protection_width, _hint_points(hints))
@@ -535,7 +537,7 @@ def _check_component(args):
             return pre, False
         if len(rest) < len(tloc):
             r, fell_back = _check_component((A, rlo, rhi, nce, neq, nge, tloc[rest], policy, want_binding,
-                                              seed, exact_all, fb, None, defer))
+                                              seed, exact_all, fb, None, defer, shares))
             pre.lo[rest], pre.hi[rest], pre.exact[rest], pre.safe[rest] = r.lo, r.hi, r.exact, r.safe
             pre.feasible, pre.solves, pre.points, pre.exact_points = r.feasible, r.solves, r.points, r.exact_points
             pre.binding = {int(rest[t]): rows for t, rows in r.binding.items()}
@@ -543,20 +545,28 @@ def _check_component(args):
             return pre, fell_back
     r = None
     if nge and not exact_all:
-        r = _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer)
+        r = _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer, shares)
     if r is None:
         r = protect_ranges(A, rlo, rhi, tloc, policy.threshold, policy.protection_width,
-                           want_binding=want_binding, seed=seed, exact_all=exact_all, defer=defer)
+                           want_binding=want_binding, seed=seed, exact_all=exact_all, defer=defer,
+                           exact_shares=shares)
     if not r.feasible and fb is not None:
         r = protect_ranges(A, fb[0], fb[1], tloc, policy.threshold, policy.protection_width,
-                           want_binding=want_binding, seed=seed, exact_all=exact_all)
+                           want_binding=want_binding, seed=seed, exact_all=exact_all, exact_shares=shares)
         return r, True
     return r, False
 
 
 def _run_jobs(jobs: list) -> list:
-    """Run component checks, the large ones in worker processes (see ``map_components``)."""
-    return map_components(_check_component, jobs, [j[0].shape[1] >= PARALLEL_MIN_VARS for j in jobs])
+    """Run component checks, the large ones in worker processes (see ``map_components``).
+
+    Where two or more components are large, they are what runs in parallel, and each exact
+    stage is one share (see ``lp.protect_ranges(exact_shares=...)``); a lone large component
+    splits its exact stage instead. The number of large components depends on the release
+    only, so the result does not depend on the machine."""
+    big = [j[0].shape[1] >= PARALLEL_MIN_VARS for j in jobs]
+    shares = 1 if sum(big) >= 2 else EXACT_SHARES
+    return map_components(_check_component, [tuple(j) + (shares,) for j in jobs], big)
 
 
 def map_components(fn, jobs: list, big: list[bool]) -> list:
@@ -585,7 +595,7 @@ def map_components(fn, jobs: list, big: list[bool]) -> list:
     return [fn(j) for j in jobs]
 
 
-def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer=False):
+def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer=False, shares=EXACT_SHARES):
     """Check a component whose blocks (measures, or period lengths of a distinct-persons
     measure) are linked only by inequality rows, block by block.
 
@@ -645,7 +655,7 @@ def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, def
     out.solves = 0
     if len(redo):
         r = protect_ranges(A, rlo, rhi, tloc[redo], policy.threshold, policy.protection_width,
-                           want_binding=want_binding, seed=seed, defer=defer)
+                           want_binding=want_binding, seed=seed, defer=defer, exact_shares=shares)
         out.feasible = r.feasible
         out.lo[redo], out.hi[redo], out.exact[redo], out.safe[redo] = r.lo, r.hi, r.exact, r.safe
         out.points, out.exact_points = r.points, r.exact_points

@@ -419,7 +419,8 @@ INNER_TRIAL = 10
 LOCAL_HOPS = 3
 LOCAL_MAX_VARS = 600
 #: exact stages with at least this many cells are split into ``EXACT_SHARES`` shares, solved
-#: in worker processes where allowed
+#: in worker processes where allowed; but only where the caller has no other large component
+#: to run beside it (``protect_ranges(exact_shares=...)``)
 PARALLEL_EXACT_MIN = 200
 EXACT_SHARES = 2
 
@@ -812,8 +813,17 @@ def protect_ranges(
     local_above: int = 3000,
     ipm_above: int = 2000,
     defer: bool = False,
+    exact_shares: int = EXACT_SHARES,
 ) -> RangeResult:
-    """Check the protection rule for rows ``targets`` of the system ``row_lo <= A x <= row_hi, x >= 0``."""
+    """Check the protection rule for rows ``targets`` of the system ``row_lo <= A x <= row_hi, x >= 0``.
+
+    ``exact_shares``: how many shares a large exact stage is split into (each on a model of
+    its own, in worker processes where allowed). One share is one sequence of warm solves in
+    which every optimal point is a witness for every cell still open; two shares run in
+    parallel but see only their own points. So a caller that already runs other large
+    components beside this one (``audit._run_jobs``) asks for one: at 10^5 bench cells, four
+    quarter components two at a time, that took the run from 122 s to 107 s (a quarter fewer
+    exact solves), with the same cells hidden."""
     A = sp.csr_matrix(A)
     nt = len(targets)
     lo_seen = np.full(nt, np.inf)
@@ -939,7 +949,7 @@ def protect_ranges(
                     if near is not None and len(rows):
                         near[np.unique(A[rows].indices)] = True
         undecided = undecided[~safe[undecided] & ~outer_leak[undecided] & ~local_deferred[undecided]]
-    _log("local")
+    _log(f"local (outer leaks {int(outer_leak.sum())}, deferred {int(local_deferred.sum())})")
     # exact per-target ranges
     # (each target's own row bounds: a bound a point seen already attains is not solved for)
     own = None if exact_all else (row_lo[targets], row_hi[targets])
@@ -948,13 +958,14 @@ def protect_ranges(
     order = np.arange(nt) if exact_all else undecided[~safe[undecided] & ~outer_leak[undecided]
                                                       & ~local_deferred[undecided]]
     res.deferred = np.flatnonzero(local_deferred & ~safe)
+    _log(f"exact order {len(order)}")
     if max_exact is not None:
         order = order[:max_exact]
-    if not exact_all and len(order) >= PARALLEL_EXACT_MIN:
-        # always the same two shares (interleaved, so both get cells of every table), each
-        # re-solved on a model of its own: in two worker processes where allowed, else one
+    if not exact_all and exact_shares > 1 and len(order) >= PARALLEL_EXACT_MIN:
+        # always the same shares (interleaved, so each gets cells of every table), each
+        # re-solved on a model of its own: in worker processes where allowed, else one
         # after the other here. So the result depends on the input only, not on the machine.
-        shares = [order[i::EXACT_SHARES] for i in range(EXACT_SHARES)]
+        shares = [order[i::exact_shares] for i in range(exact_shares)]
         args = [(A, row_lo, row_hi, AT, share, lo_seen, hi_seen, safe, threshold, width, want_binding,
                  near, own)
                 for share in shares]
@@ -964,7 +975,7 @@ def protect_ranges(
             from concurrent.futures import ProcessPoolExecutor
 
             try:
-                with ProcessPoolExecutor(max_workers=EXACT_SHARES, mp_context=mp.get_context("fork")) as ex:
+                with ProcessPoolExecutor(max_workers=exact_shares, mp_context=mp.get_context("fork")) as ex:
                     results = list(ex.map(_exact_share, args))
             except (OSError, RuntimeError):
                 results = None
