@@ -29,8 +29,8 @@ each feasible range is wide enough, in five steps:
    narrow range it finds is a real leak
    (reported as this outer range, which contains the exact one). The inner LP
    is dropped for the rest of the stage once it has proven none of the first
-   ``LOCAL_TRIAL`` targets it tried (``INNER_TRIAL``): after the sweeps, the
-   targets left are the ones no nearby move of a feasible point widens enough;
+   ``INNER_TRIAL`` targets it tried: after the sweeps, the targets left are
+   mostly ones no nearby move of a feasible point widens enough;
 4. one min and one max solve of the whole component per target still
    undecided (exact range). Each such solution is also used as a witness for
    the other remaining targets. A narrow range whose bound falls just short of
