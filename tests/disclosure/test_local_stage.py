@@ -150,11 +150,11 @@ def _count_inner(monkeypatch) -> list[int]:
     return calls
 
 
-def _local_stage_only(monkeypatch, A, lo, hi, targets):
+def _local_stage_only(monkeypatch, A, lo, hi, targets, seed: int = 0):
     monkeypatch.setattr(lp, "LOCAL_TRIAL", 10 ** 6)
     monkeypatch.setattr(lp, "_capped_sweeps", lambda *a, **k: 0)
     return protect_ranges(A, lo, hi, targets, THRESHOLD, WIDTH, want_binding=True, sweeps=0,
-                          local_above=0, ipm_above=10 ** 9)
+                          local_above=0, ipm_above=10 ** 9, seed=seed)
 
 
 def test_inner_lp_is_dropped_once_it_has_proven_none_of_the_first_cells(monkeypatch):
@@ -191,3 +191,28 @@ def test_inner_lp_is_kept_while_it_proves_cells(monkeypatch):
     r = _local_stage_only(monkeypatch, A, lo, hi, targets)
     assert r.safe.all()
     assert len(calls) == len(targets) > lp.INNER_TRIAL
+
+
+def test_local_stage_visits_cells_in_a_fixed_random_order(monkeypatch):
+    """The local stage's trial (``LOCAL_TRIAL``) must sample the whole component, not only
+    the cells of its first table: it visits the open targets in a random order drawn from the
+    check's seed, so the same input gives the same order (and the same result), and a
+    different seed another order."""
+    A, lo, hi, targets = _table_system(3, 12, 12)
+    visits: list[int] = []
+    real = lp._Local.neighbourhood
+
+    def counted(self, r):
+        visits.append(int(r))
+        return real(self, r)
+
+    monkeypatch.setattr(lp._Local, "neighbourhood", counted)
+    orders = []
+    for seed in (3, 3, 4):
+        visits.clear()
+        _local_stage_only(monkeypatch, A, lo, hi, targets, seed=seed)
+        orders.append(list(visits))
+    assert len(orders[0]) > 20
+    assert orders[0] == orders[1]
+    assert orders[0] != sorted(orders[0])
+    assert orders[2] != orders[0]
