@@ -522,10 +522,9 @@ PARALLEL_MIN_VARS = 1500
 
 
 def _check_component(args):
-    """Check one component (a picklable job; see ``analyse``; ``_run_jobs`` adds how many
-    shares its exact stage may be split into). Returns (result, fell_back)."""
-    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints, defer = args[:14]
-    shares = args[14] if len(args) > 14 else EXACT_SHARES
+    """Check one component (a picklable job: ``analyse``'s, to which ``_run_jobs`` adds how
+    many shares its exact stage may be split into). Returns (result, fell_back)."""
+    A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, exact_all, fb, hints, defer, shares = args
     if hints and not exact_all:
         # targets the hints prove safe need no LP; the rest are checked as usual
         pre = hinted_ranges(A, rlo, rhi, tloc, policy.protection_width, _hint_points(hints))
