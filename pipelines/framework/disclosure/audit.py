@@ -594,7 +594,7 @@ def map_components(fn, jobs: list, big: list[bool]) -> list:
     return [fn(j) for j in jobs]
 
 
-def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer=False, shares=EXACT_SHARES):
+def _decoupled(A, rlo, rhi, nce, neq, nge, tloc, policy, want_binding, seed, defer, shares):
     """Check a component whose blocks (measures, or period lengths of a distinct-persons
     measure) are linked only by inequality rows, block by block.
 
