@@ -56,10 +56,13 @@ def test_one_capped_solve_proves_every_target_the_shared_slack_can_serve():
     assert np.allclose(points[0], 5.0)
 
 
-def test_proven_targets_stop_drawing_on_the_slack():
+def test_proven_targets_stop_drawing_on_the_slack(monkeypatch):
     # the total may reach 18: only three cells can be at 5 at once. The first solve proves
     # three (a vertex: each cell at its cap or at its floor), the re-solve with those three
-    # out of the objective lets the other three take the slack
+    # out of the objective lets the other three take the slack. (Re-solves that prove so few
+    # cells are not worth their cost on real releases: ``CAPPED_MIN_CELLS`` is lowered here
+    # so that the re-solve runs at all; the next test keeps it.)
+    monkeypatch.setattr(lp, "CAPPED_MIN_CELLS", 1)
     A, lo, hi, t = _shared_total(6, 18.0)
     solves, safe, _, hi_seen, points = _run_capped(A, lo, hi, t, np.ones(6))
     assert solves == 2
@@ -67,6 +70,25 @@ def test_proven_targets_stop_drawing_on_the_slack():
     first = np.isclose(points[0], 5.0)
     assert first.sum() == 3
     assert np.isclose(points[1][~first], 5.0).all()
+
+
+@pytest.mark.parametrize("min_cells, solves", [(3, 2), (4, 1)])
+def test_a_solve_proving_fewer_than_the_minimum_ends_the_stage(monkeypatch, min_cells, solves):
+    # as above, the first solve proves 3 of the 6 cells and a re-solve would prove the rest:
+    # it runs only if 3 cells a solve is worth it
+    monkeypatch.setattr(lp, "CAPPED_MIN_CELLS", min_cells)
+    A, lo, hi, t = _shared_total(6, 18.0)
+    n, safe, _, _, _ = _run_capped(A, lo, hi, t, np.ones(6))
+    assert n == solves
+    assert int(safe.sum()) == (6 if solves == 2 else 3)
+
+
+def test_the_default_minimum_stops_after_a_solve_proving_few_cells():
+    # with the shipped minimum (20 cells), a first solve that proves 3 cells ends the stage
+    assert lp.CAPPED_MIN_CELLS == 20
+    A, lo, hi, t = _shared_total(6, 18.0)
+    n, safe, _, _, _ = _run_capped(A, lo, hi, t, np.ones(6))
+    assert n == 1 and int(safe.sum()) == 3
 
 
 def test_a_target_whose_own_bounds_cannot_reach_the_cap_is_left_alone():

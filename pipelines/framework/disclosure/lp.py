@@ -68,6 +68,18 @@ TOL = 1e-6
 #: as 4.9999987, and the audit failed on it)
 NEAR_WHOLE = 1e-4
 
+#: HiGHS's primal simplex perturbs the variables' bounds against degeneracy (multiplier 1 by
+#: default), then has to take the perturbation out again at the optimum. For the exact stage's
+#: warm re-solves (a new objective from the last optimal basis) that clean-up cost more than
+#: the perturbation saved: with it off, 60 exact solves on a year of the A&E release with the
+#: monthly sex-by-age tables for every borough (15,268 merged variables) took 7.6 s instead of
+#: 12.8 s (15,209 iterations instead of 17,448), and the 10^5-cell bench took 95.2-95.8 s
+#: instead of 106.0 s (752 cells hidden instead of 754; audit passed). On the A&E demo gate it
+#: changed nothing measurable (nhs-digital 10.9 s against 10.3-10.6 s, opensafely 36.5 s
+#: against 37.2-37.9 s). A solve that stalls without it ends as any other that fails to
+#: finish: ``solve`` runs it again from nothing.
+PRIMAL_PERTURBATION = 0.0
+
 _CONSTRUCTING = threading.Lock()
 
 
@@ -244,6 +256,7 @@ class ComponentLP:
         # simplex, for which the previous optimal basis stays feasible
         h.setOptionValue("presolve", "off")
         h.setOptionValue("simplex_strategy", 4)
+        h.setOptionValue("primal_simplex_bound_perturbation_multiplier", PRIMAL_PERTURBATION)
         lp = highspy.HighsLp()
         lp.num_col_ = red.n_groups
         lp.num_row_ = M.shape[0]
@@ -392,10 +405,21 @@ SWEEP_MIN_PROVEN = 20
 #: instead of 50.5 s, suppress-under-10 26.7 s instead of 29.8 s, opensafely-midpoint6 16.6 s
 #: instead of 20.7 s. So by default never (``OUTCOMES_CAPPED_IPM_ABOVE`` to set it).
 CAPPED_IPM_ABOVE = int(os.environ.get("OUTCOMES_CAPPED_IPM_ABOVE", str(10 ** 12)))
-#: capped sweeps stop when one proves fewer than this share of the targets still open
-#: (and fewer than ``CAPPED_MIN_CELLS``), or after ``CAPPED_MAX`` solves in one direction
+#: capped sweeps stop when one proves fewer than this share of the targets still open, or
+#: fewer than ``CAPPED_MIN_CELLS``, or after ``CAPPED_MAX`` solves in one direction
 CAPPED_MIN_SHARE = 0.01
-CAPPED_MIN_CELLS = 3
+#: A capped solve costs about as much as 10 to 30 of the exact stage's warm solves (10^5
+#: bench quarter: 0.28 s against 17-30 ms; a year of the A&E release with Trafford and
+#: Greater Manchester by month, sex and age band: 1.8 s for the first, from nothing, and
+#: 4-5 s for each warm re-solve, against about 0.15 s), and a cell left to the exact stage
+#: costs one or two of those. So, as for the plain sweeps (``SWEEP_MIN_PROVEN``), one that
+#: proves fewer than 20 cells costs more than it saves. On that A&E release the capped
+#: solves after the first proved 17, 8, 5 and 1 cells at 4-5 s each. With 20 instead of 3
+#: (seventeenth session): its gate 166.8 s instead of 212.9 s (4,290 cells hidden instead
+#: of 4,284); the 10^5 bench 87.0 s instead of 93.7 s (752 hidden either way); the A&E demo
+#: gate 9.9 s instead of 10.8 s under nhs-digital and 33.9 s instead of 36.6 s under
+#: opensafely (the same cells hidden)
+CAPPED_MIN_CELLS = 20
 CAPPED_MAX = 30
 #: engine only, first round only (``protect_ranges(defer=True)``): in the local and exact stages, skip the
 #: targets that share a row with a binding row of a leak found before them in the same stage
