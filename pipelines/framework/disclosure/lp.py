@@ -108,6 +108,12 @@ def quiet_highs() -> highspy.Highs:
     return h
 
 
+def option_value(h: highspy.Highs, name: str):
+    """The value of a HiGHS option (some highspy versions return (status, value))."""
+    value = h.getOptionValue(name)
+    return value[-1] if isinstance(value, tuple) else value
+
+
 @functools.lru_cache(maxsize=1)
 def _c_fflush():
     """C's ``fflush``, looked up once per process (``None`` where there is no C library)."""
@@ -348,9 +354,7 @@ class ComponentLP:
         h.changeObjectiveSense(highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize)
         if self._fresh:
             self._fresh = False
-            strategy = h.getOptionValue("simplex_strategy")
-            if isinstance(strategy, tuple):     # (status, value) in some highspy versions
-                strategy = strategy[-1]
+            strategy = option_value(h, "simplex_strategy")
             h.setOptionValue("presolve", "on")
             h.setOptionValue("simplex_strategy", 1)
             h.run()
