@@ -270,11 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         from .framework.disclosure.gate import DisclosureError
         from .framework.disclosure.policy import PolicyError
         from .framework.reference import ReferencePackError
+        from .samples import ReferenceDataMissing
 
         if isinstance(exc, DisclosureError):
             console.print(f"[bold red]refused by the disclosure audit:[/bold red] {exc}", soft_wrap=True)
             return 4
-        if isinstance(exc, (PolicyError, ReferencePackError)):
+        if isinstance(exc, (PolicyError, ReferencePackError, ReferenceDataMissing)):
             console.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True)
             return 2
         console.print(f"[bold red]internal error[/bold red] ({type(exc).__name__}); the publication was not changed. "

@@ -132,6 +132,19 @@ def test_missing_reference_pack_is_a_clear_error(tmp_path, monkeypatch):
     assert resolve_reference_dir() == REF.resolve()
 
 
+def test_samples_command_without_a_reference_pack_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    missing = tmp_path / "no-such-pack"
+    monkeypatch.setenv("OUTCOMES_REFERENCE", str(missing))
+    code = main(["samples", "--rows-per-year", "100", "--out", str(tmp_path / "out")])
+    cap = capsys.readouterr()
+    out = " ".join((cap.out + cap.err).split())     # the console wraps long lines
+    assert code == 2
+    assert "internal error" not in out
+    assert "Reference pack not found" in out and "OUTCOMES_REFERENCE" in out and "no-such-pack" in out
+
+
 # ------------------------------------------------------------------ A&E extract
 
 
