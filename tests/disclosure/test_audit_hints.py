@@ -120,6 +120,26 @@ def test_point_log_gives_back_every_point():
     assert all(np.array_equal(a, b[:25]) for a, b in zip(cut, pts))
 
 
+def test_point_log_with_a_limit_keeps_the_points_before_it_and_no_more():
+    rng = np.random.default_rng(6)
+    pts = [rng.uniform(0, 9, size=40)]
+    for _ in range(30):
+        x = pts[-1].copy()
+        x[rng.choice(40, size=5, replace=False)] += 1.0 + rng.uniform(0, 1, size=5)   # 5 entries change
+        pts.append(x)
+    log = PointLog(limit=40 + 5 * 10)         # the whole first point, then ten differences
+    for x in pts:
+        log.add(x)
+    log.drop_last()
+    back = list(log.points())
+    assert log.full and len(log) == len(back) == 11 and log.values == 90
+    assert all(np.array_equal(a, b) for a, b in zip(back, pts[:11]))
+    unlimited = PointLog()
+    for x in pts:
+        unlimited.add(x)
+    assert not unlimited.full and len(unlimited) == 31
+
+
 def _engine_points(policy, seed):
     # a small release shaped like the benchmark's, whose components are large enough that the
     # engine's exact stages prove cells the sweeps do not (the random tables above are too

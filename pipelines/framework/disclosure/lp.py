@@ -162,25 +162,39 @@ class PointLog:
     differ in about a tenth of their entries). ``points()`` gives them back whole.
 
     Why: the exact stage's optimal points prove most of the cells the engine proves one by
-    one, and the audit can check them instead of solving again (see ``hinted_ranges``)."""
+    one, and the audit can check them instead of solving again (see ``hinted_ranges``).
 
-    def __init__(self) -> None:
+    ``limit``: the most numbers the log holds; points past it are not kept (the log is
+    ``full``). Why: on a component of 10^5 variables an exact stage of 2,000 solves logs
+    about 20 million numbers (240 MB), and a release of eight such components held them all
+    at once before the audit's own cap (``audit.KEEP_LOG_VALUES_TOTAL``) cut them. A point
+    not kept only means a later check solves that cell itself."""
+
+    def __init__(self, limit: int | None = None) -> None:
         self.base: np.ndarray | None = None
         self.diffs: list[tuple[np.ndarray, np.ndarray]] = []
         self._last: np.ndarray | None = None
         #: numbers held (the base point's length plus every difference's), kept as they come
         self.values = 0
+        self.limit = limit
+        self.full = False
 
     def __len__(self) -> int:
         return 0 if self.base is None else 1 + len(self.diffs)
 
     def add(self, x: np.ndarray) -> None:
+        if self.full:
+            return
         x = np.asarray(x, float)
         if self.base is None:
             self.base = x.copy()
             self.values = len(x)
         else:
             idx = np.flatnonzero(x != self._last).astype(np.int32)
+            if self.limit is not None and self.values + len(idx) > self.limit:
+                self.full = True
+                self._last = None
+                return
             self.diffs.append((idx, x[idx].copy()))
             self.values += len(idx)
         self._last = x.copy()
@@ -437,6 +451,12 @@ CAPPED_MAX = 30
 DEFER = os.environ.get("OUTCOMES_DISCLOSURE_DEFER", "1") != "0"
 #: feasible points a check keeps and returns (``RangeResult.points``)
 KEEP_POINTS = 50
+#: the most numbers one exact stage logs (``PointLog(limit=...)``): 5 million (60 MB as
+#: differences). At 10^6 cells the first round has eight components of about 105,000
+#: variables and 2,000-2,300 exact solves each, so unbounded logs would hold tens of millions
+#: of numbers each, all eight at once in the process that gathers them. The debug line of
+#: each exact stage prints how many its log holds.
+EXACT_LOG_VALUES = 5_000_000
 #: the local stage gives up when none of this many cells was decided by it. It visits the
 #: cells in a random order (fixed seed): on a year of the A&E release with monthly sex-by-age
 #: tables for every borough (17,800 variables), the first ten cells in table order were ones
@@ -697,7 +717,7 @@ def _exact_share(args):
     model.first_solve()
     lo_seen, hi_seen, safe = lo_seen.copy(), hi_seen.copy(), safe.copy()
     exact = np.zeros(len(safe), dtype=bool)
-    log = PointLog()
+    log = PointLog(EXACT_LOG_VALUES)
     binding, feasible, deferred = _exact_stage(model, AT, share, lo_seen, hi_seen, exact, safe, threshold,
                                                width, want_binding, False, log, near, own)
     log.drop_last()
@@ -1024,7 +1044,7 @@ def protect_ranges(
             if len(log):
                 res.exact_points.append(log)
         order = order[:0]
-    log = PointLog()
+    log = PointLog(EXACT_LOG_VALUES)
     binding, feasible, deferred = _exact_stage(model, AT, order, lo_seen, hi_seen, exact, safe, threshold,
                                                width, want_binding, exact_all, None if exact_all else log, near,
                                                own)
@@ -1036,5 +1056,6 @@ def protect_ranges(
     res.feasible &= feasible
     res.solves = model.solves
     res.points = sols
-    _log("exact")
+    _log("exact (points logged: " + ", ".join(f"{lg.values}{' full' if lg.full else ''}" for lg in res.exact_points)
+         + ")")
     return res
