@@ -4,8 +4,7 @@ external audit (``outcomes audit``), which uses only what was published plus the
 Every pipeline, over the session's small seeded extracts, with the A&E extract cut to its
 last financial year (2023/24): a third of the A&E cells, so that the four presets run in a
 few minutes on 2 cores (under ``opensafely`` the engine needs about six minutes for the
-three years; the full-size demo under each preset is timed in the README, "Disclosure
-control").
+three years; the full-size demo under each preset is timed in docs/disclosure-engine.md).
 """
 
 from __future__ import annotations

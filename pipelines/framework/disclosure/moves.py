@@ -24,7 +24,7 @@ audit as hints, which it checks against its own system before using them. Suppre
 more only relaxes the system, so a point once feasible stays feasible.
 
 Used for every target from the first round, this step hid more cells than the LP rounds
-(README, "What has been tried": construction from the true counts); for the few leaks the LP rounds leave
+(docs/disclosure-engine.md, "What has been tried": construction from the true counts); for the few leaks the LP rounds leave
 open round after round it hides fewer, in fewer rounds.
 """
 

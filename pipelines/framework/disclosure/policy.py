@@ -36,9 +36,10 @@ class Policy:
     rounding: Rounding
     rounding_base: int
     protection_width: int = 5
-    #: run secondary suppression and the LP audit in the gate (``--secondary``).
-    #: Off by default for now: the engine is exact but not yet fast enough for
-    #: the full A&E release (see README, "Disclosure control: current state").
+    #: run secondary suppression and the LP audit in the gate, for a pipeline whose spec has
+    #: not chosen (``PipelineSpec.secondary_suppression``; ``--secondary``/``--primary-only``
+    #: decide over both). Every shipped pipeline chooses it (see README, "Disclosure control:
+    #: current state").
     secondary_suppression: bool = False
 
     def __post_init__(self) -> None:
