@@ -234,7 +234,8 @@ def main(argv=None) -> int:
                     help="run each size in its own process and stop it after this long")
     ap.add_argument("--no-hints", action="store_true",
                     help="the audit does not start from the engine's feasible points (as before the eighth session)")
-    ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--only", type=int, default=None, metavar="CELLS",
+                    help="run one size only (1000, 10000, 100000 or 1000000) and print its result as JSON")
     args = ap.parse_args(argv)
     if args.only is not None:
         import json
