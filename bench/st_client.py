@@ -103,6 +103,16 @@ class Session:
                     self.pages = [p.url_pathname for p in msg.navigation.app_pages if not p.is_hidden]
                 elif kind == "auto_rerun":
                     self.auto[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+                elif kind == "new_session" and not msg.metadata.run.fragment_ids:
+                    # a full run begins (a fragment run names its fragments): forget every
+                    # auto-rerun interval, as Streamlit's frontend does; the run sends again
+                    # those of the fragments it draws. Why: the server drops, without any
+                    # answer, a request for a fragment it no longer holds, so a fragment id
+                    # kept from an earlier run left this client waiting out its timeout
+                    self.auto.clear()
+                elif kind == "stop_auto_rerun":
+                    for fid in msg.stop_auto_rerun.fragment_ids:
+                        self.auto.pop(fid, None)
                 elif kind == "delta":
                     if msg.delta.WhichOneof("type") == "new_element" and \
                             msg.delta.new_element.WhichOneof("type") == "exception":
@@ -181,6 +191,8 @@ class Session:
                     continue
                 last[fid] = now
                 async with self._busy:
+                    if fid not in self.auto:      # a full run began meanwhile and dropped it
+                        continue
                     try:
                         _, status = await self._run(self.page, fid)
                     except Exception as exc:
