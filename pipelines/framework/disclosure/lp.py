@@ -165,10 +165,11 @@ class PointLog:
     one, and the audit can check them instead of solving again (see ``hinted_ranges``).
 
     ``limit``: the most numbers the log holds; points past it are not kept (the log is
-    ``full``). Why: on a component of 10^5 variables an exact stage of 2,000 solves logs
-    about 20 million numbers (240 MB), and a release of eight such components held them all
-    at once before the audit's own cap (``audit.KEEP_LOG_VALUES_TOTAL``) cut them. A point
-    not kept only means a later check solves that cell itself."""
+    ``full``). Why: at 10^6 bench cells an exact stage makes 2,000 or more solves on a
+    component of about 105,000 variables, and the process gathering eight such components'
+    results held all their logs at once, before the audit's own cap
+    (``audit.KEEP_LOG_VALUES_TOTAL``) cut them. A point not kept only means a later check
+    solves that cell itself."""
 
     def __init__(self, limit: int | None = None) -> None:
         self.base: np.ndarray | None = None
