@@ -71,6 +71,7 @@ sys.path.insert(0, str(REPO))
 from dashboard.balancer import answers_health_check, default_workers, free_port  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proc_tree import tree_sum  # noqa: E402
 from st_client import Session, Stats  # noqa: E402
 BIN = Path(sys.executable).parent
 
@@ -121,33 +122,16 @@ def stop_server(proc: subprocess.Popen) -> None:
             continue
 
 
-def _tree_sum(pid: int, measure) -> float:
-    """``measure(process)`` summed over the server's process tree (processes
-    that end meanwhile count as 0)."""
-    try:
-        p = psutil.Process(pid)
-        procs = [p] + p.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for q in procs:
-        try:
-            total += measure(q)
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by the server's process tree."""
     def cpu(q: psutil.Process) -> float:
         t = q.cpu_times()
         return t.user + t.system
-    return float(_tree_sum(pid, cpu))
+    return float(tree_sum(pid, cpu))
 
 
 def tree_rss(pid: int) -> int:
-    return int(_tree_sum(pid, lambda q: q.memory_info().rss))
+    return int(tree_sum(pid, lambda q: q.memory_info().rss))
 
 
 # ---------------------------------------------------------------------------

@@ -50,6 +50,9 @@ from pipelines.framework.disclosure.policy import load_policy  # noqa: E402
 from pipelines.framework.disclosure.primary import primary_mask, round_counts  # noqa: E402
 from pipelines.framework.disclosure.secondary import secondary_suppress  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proc_tree import pss_bytes, tree_sum  # noqa: E402
+
 SIZES = {
     # cells: (months, local authorities, wards per LA)
     1_000: (3, 2, 3),
@@ -134,15 +137,11 @@ class _RssPeak:
         self.peak = self.base
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
-
         #: peak of the summed proportional set size of this process and its children (bytes)
         self.tree_pss_peak = 0
 
     def _tree_pss(self) -> int:
-        total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
-            total += _pss_bytes(p.pid)
-        return total
+        return int(tree_sum(self.proc.pid, pss_bytes))
 
     def _run(self):
         tick = 0
@@ -162,24 +161,6 @@ class _RssPeak:
         self._t.join()
         self.peak = max(self.peak, self.proc.memory_info().rss)
         self.tree_pss_peak = max(self.tree_pss_peak, self._tree_pss())
-
-
-def _pss_bytes(pid: int) -> int:
-    """A process's proportional set size (its private pages plus its share of pages it
-    shares, so that summing over processes counts a shared page once); its RSS where the
-    kernel gives no ``smaps_rollup``, and 0 for a process that has already ended."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import psutil
-        return psutil.Process(pid).memory_info().rss
-    except Exception:  # noqa: BLE001 - the process ended between listing and reading
-        return 0
 
 
 def run_size(target: int, policy_name: str, trace: bool = True, no_hints: bool = False) -> dict:

@@ -59,6 +59,9 @@ from pipelines.definitions.alcohol_ae import CODELIST  # noqa: E402
 from pipelines.framework.codelists import load_code_list  # noqa: E402
 from pipelines.framework.reference import ReferencePack  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proc_tree import tree_sum  # noqa: E402
+
 
 def extract(rows: int, fmt: str) -> Path:
     from pipelines.samples import generate_samples
@@ -91,8 +94,7 @@ class PeakRSS:
     def _run(self):
         while not self._stop.is_set():
             try:
-                procs = [self.proc, *self.proc.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+                self.peak = max(self.peak, int(tree_sum(self.proc.pid, lambda p: p.memory_info().rss)))
             except psutil.Error:
                 pass
             time.sleep(0.05)
